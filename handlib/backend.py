@@ -15,12 +15,14 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from typing import Sequence
 
 SUPPORTED_VARIANTS = ("cuda_ad_rgb", "llvm_ad_rgb")
 #: libLLVM major versions, best first. 15 and older are known to crash Dr.Jit 1.5.
 PREFERRED_LLVM_MAJORS = (19, 20, 21, 18, 17, 16)
 LIBLLVM_SEARCH_DIRS = (
+    os.path.join(sys.prefix, "lib"),  # conda: conda-forge's libllvm19
     "/usr/lib/x86_64-linux-gnu",
     "/usr/lib/aarch64-linux-gnu",
     "/usr/lib64",

@@ -1,8 +1,8 @@
 """Quick shaded previews of a hand mesh with Mitsuba (for figures, not for fitting).
 
-The differentiable multi-view renderer lives in its own module; this one only
-answers "what does this mesh look like": a grey-pink diffuse hand under a sky
-light and a key light, seen from a look-at camera.
+Not the differentiable renderer used for fitting: this only answers "what does
+this mesh look like", with a skin-coloured diffuse hand under a sky light and a
+key light, seen from a look-at camera.
 """
 from __future__ import annotations
 
@@ -69,3 +69,36 @@ def render_preview(
     rgb = rgba[..., :3] + (1.0 - rgba[..., 3:4])  # over white
     srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.clip(rgb, 0, None) ** (1 / 2.4) - 0.055)
     return (np.clip(srgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+#: Views of a hand in its own frame (+x toward the fingers, -y out of the palm):
+#: name -> (direction from the hand to the camera, camera up).
+HAND_VIEWS = {
+    "back": ((0.0, 1.0, 0.3), (1.0, 0.0, 0.0)),
+    "side": ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0)),
+    "palm": ((0.0, -1.0, 0.3), (1.0, 0.0, 0.0)),
+}
+
+
+def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_VIEWS,
+                  tile: int = 240, spp: int = 32, shared_framing: bool = False) -> np.ndarray:
+    """One row per named mesh (V, 3), one column per view, labelled; uint8 RGB.
+
+    With ``shared_framing`` every mesh is seen by the same cameras (framed on all
+    of them together), so sizes compare; otherwise each mesh fills its tile.
+    """
+    import cv2
+
+    everything = np.concatenate(list(meshes.values()))
+    rows = []
+    for name, vertices in meshes.items():
+        row = []
+        for view, (direction, up) in views.items():
+            framed = everything if shared_framing else vertices
+            camera = look_at_view(framed, np.asarray(direction), np.asarray(up))
+            image = render_preview(vertices, faces, **camera, size=(tile, tile), spp=spp)
+            cv2.putText(image, f"{name} / {view}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+            row.append(image)
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)
