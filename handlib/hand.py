@@ -44,8 +44,26 @@ class HandParams:
 
     @classmethod
     def zeros(cls, batch_size: int = 1, pose_dim: int = 45, dtype: torch.dtype = torch.float32) -> "HandParams":
-        z = lambda n: torch.zeros(batch_size, n, dtype=dtype)  # noqa: E731
-        return cls(z(3), z(pose_dim), z(NUM_BETAS), z(3))
+        return cls.create(batch_size, pose_dim=pose_dim, dtype=dtype)
+
+    @classmethod
+    def create(
+        cls,
+        batch_size: int = 1,
+        *,
+        global_orient=None,
+        hand_pose=None,
+        betas=None,
+        transl=None,
+        pose_dim: int = 45,
+        dtype: torch.dtype = torch.float32,
+    ) -> "HandParams":
+        """Zeros except the fields given (array-likes, reshaped to (batch_size, n))."""
+        def field(value, width):
+            if value is None:
+                return torch.zeros(batch_size, width, dtype=dtype)
+            return torch.as_tensor(value, dtype=dtype).reshape(batch_size, -1)
+        return cls(field(global_orient, 3), field(hand_pose, pose_dim), field(betas, NUM_BETAS), field(transl, 3))
 
     @classmethod
     def from_interhand(cls, entry: dict, dtype: torch.dtype = torch.float32) -> "HandParams":
