@@ -79,7 +79,12 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT) -> list
 
 def build_book(root: Path = ROOT) -> Path:
     """``jupyter-book build book/`` with Sphinx warnings as errors; the HTML folder."""
-    exe = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
+    # The jupyter-book beside this interpreter (make runs .venv/bin/python without
+    # activating the venv, so PATH may hold another, e.g. an online-only 2.x).
+    beside = Path(sys.executable).with_name("jupyter-book")
+    exe = str(beside) if beside.is_file() else shutil.which("jupyter-book")
+    if exe is None:
+        raise FileNotFoundError("jupyter-book is not installed; run `make book` or `pip install -e .[book]`.")
     subprocess.run([exe, "build", "book/", "-W", "--keep-going"], cwd=root, check=True)
     return root / "book" / "_build" / "html"
 
