@@ -78,19 +78,19 @@ class Camera:
         return project_camera_points(cam, self.focal, self.princpt), cam[..., 2]
 
 
+def _like(constant: np.ndarray, reference):
+    """``constant`` as a tensor matching ``reference`` (dtype, device) when that is a tensor."""
+    if isinstance(reference, torch.Tensor):
+        return torch.as_tensor(constant, dtype=reference.dtype, device=reference.device)
+    return constant
+
+
 def _world_to_camera(points, rot: np.ndarray, centre: np.ndarray):
-    if isinstance(points, torch.Tensor):
-        r = torch.as_tensor(rot, dtype=points.dtype, device=points.device)
-        c = torch.as_tensor(centre, dtype=points.dtype, device=points.device)
-        return (points - c) @ r.T
-    return (np.asarray(points, dtype=np.float64) - centre) @ rot.T
+    if not isinstance(points, torch.Tensor):
+        points = np.asarray(points, dtype=np.float64)
+    return (points - _like(centre, points)) @ _like(rot, points).T
 
 
 def project_camera_points(cam, focal: np.ndarray, princpt: np.ndarray):
     """Pixels (..., 2) of camera-space points (..., 3): x / z * f + c (pure, numpy or torch)."""
-    if isinstance(cam, torch.Tensor):
-        f = torch.as_tensor(focal, dtype=cam.dtype, device=cam.device)
-        c = torch.as_tensor(princpt, dtype=cam.dtype, device=cam.device)
-    else:
-        f, c = focal, princpt
-    return cam[..., :2] / cam[..., 2:3] * f + c
+    return cam[..., :2] / cam[..., 2:3] * _like(focal, cam) + _like(princpt, cam)

@@ -44,9 +44,8 @@ def render_preview(
     spp: int = 16,
 ) -> np.ndarray:
     """sRGB uint8 image (H, W, 3) of the mesh (any unit) on a white background."""
-    light_dir = np.asarray(target, float) - np.asarray(origin, float) + np.asarray(up, float) * 0.8 * np.linalg.norm(
-        np.asarray(target, float) - np.asarray(origin, float)
-    )
+    view_dir = np.asarray(target, float) - np.asarray(origin, float)
+    light_dir = view_dir + np.asarray(up, float) * 0.8 * np.linalg.norm(view_dir)  # from above the camera
     scene = mi.load_dict({
         "type": "scene",
         "integrator": {"type": "path", "max_depth": 3, "hide_emitters": True},
@@ -92,9 +91,9 @@ def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_V
     everything = np.concatenate(list(meshes.values()))
     rows = []
     for name, vertices in meshes.items():
+        framed = everything if shared_framing else vertices
         row = []
         for view, (direction, up) in views.items():
-            framed = everything if shared_framing else vertices
             camera = look_at_view(framed, np.asarray(direction), np.asarray(up))
             image = render_preview(vertices, faces, **camera, size=(tile, tile), spp=spp)
             cv2.putText(image, f"{name} / {view}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
