@@ -8,6 +8,7 @@ y down and z forward (OpenCV's convention). Images are 334x512 or 512x334.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,3 +95,69 @@ def _world_to_camera(points, rot: np.ndarray, centre: np.ndarray):
 def project_camera_points(cam, focal: np.ndarray, princpt: np.ndarray):
     """Pixels (..., 2) of camera-space points (..., 3): x / z * f + c (pure, numpy or torch)."""
     return cam[..., :2] / cam[..., 2:3] * _like(focal, cam) + _like(princpt, cam)
+
+
+def film_space(camera: Camera, points):
+    """Camera-space points with y scaled by fy / fx: there one focal length fx serves both axes.
+
+    A pinhole with fx != fy images (x, y, z) where a square-pixel pinhole of focal fx
+    images (x, y * fy / fx, z): the map is linear and keeps every ray through the
+    centre and the depth order along it, so visibility and texture lookups are exact.
+    The renderer works in this space because Mitsuba's perspective sensor has square pixels.
+    """
+    cam = camera.world_to_camera(points)
+    scale = _like(np.array([1.0, camera.focal[1] / camera.focal[0], 1.0]), cam)
+    return cam * scale
+
+
+def look_at_camera(name: str, campos, target, up, focal=(1240.0, 1240.0), size=(334, 512),
+                   princpt=None) -> Camera:
+    """A camera at ``campos`` (mm) looking at ``target``, image ``size`` = (width, height).
+
+    ``up`` is the world direction that should appear upward in the image.
+    """
+    campos, target, up = (np.asarray(v, dtype=np.float64) for v in (campos, target, up))
+    forward = target - campos
+    if np.linalg.norm(forward) == 0:
+        raise ValueError("look_at_camera: campos and target coincide.")
+    z = forward / np.linalg.norm(forward)
+    x = np.cross(z, -up)  # image x (right); y (down) is z x x
+    if np.linalg.norm(x) < 1e-9:
+        raise ValueError("look_at_camera: up is parallel to the viewing direction.")
+    x /= np.linalg.norm(x)
+    rot = np.stack([x, np.cross(z, x), z])
+    width, height = size
+    if princpt is None:
+        princpt = (width / 2.0, height / 2.0)
+    return Camera(name, campos, rot, np.asarray(focal, float), np.asarray(princpt, float), int(width), int(height))
+
+
+def dome_cameras(count: int, target, radius: float = 1000.0, up=(0.0, 0.0, 1.0), seed: int = 0,
+                 focal=(1240.0, 1240.0), size=(334, 512), jitter_px: float = 0.0) -> list[Camera]:
+    """``count`` cameras spread evenly over the upper half-sphere around ``target`` (mm).
+
+    Like InterHand2.6M's capture dome: portrait and landscape images alternate, and
+    ``jitter_px`` moves each principal point (and changes fy) by up to that many pixels.
+    """
+    rng = np.random.default_rng(seed)
+    target = np.asarray(target, dtype=np.float64)
+    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    # An arbitrary pair of axes orthogonal to up.
+    side = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    side /= np.linalg.norm(side)
+    other = np.cross(up, side)
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    cameras = []
+    for index in range(count):
+        height = 0.1 + 0.85 * (index + 0.5) / count  # sin(elevation), from near the horizon upward
+        azimuth = golden * index
+        ring = math.sqrt(1.0 - height * height)
+        direction = ring * (math.cos(azimuth) * side + math.sin(azimuth) * other) + height * up
+        # The image "up" is the world up projected, or any side vector near the zenith.
+        image_up = up if height < 0.99 else side
+        width, image_height = size if index % 2 == 0 else size[::-1]
+        f = np.asarray(focal, dtype=np.float64) + np.array([0.0, rng.uniform(-jitter_px, jitter_px)])
+        pp = np.array([width / 2.0, image_height / 2.0]) + rng.uniform(-jitter_px, jitter_px, 2)
+        cameras.append(look_at_camera(f"{400000 + index}", target + radius * direction, target, image_up,
+                                      focal=f, size=(width, image_height), princpt=pp))
+    return cameras

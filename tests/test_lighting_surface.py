@@ -1,0 +1,75 @@
+"""SH lighting maths and the closed hand surface."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from handlib import lighting
+from handlib.hand import HandParams
+from handlib.surface import HandSurface, boundary_loops, vertex_normals
+
+
+def sphere_directions(count, seed=0):
+    d = torch.randn(count, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return d / d.norm(dim=1, keepdim=True)
+
+
+def test_sh_basis_is_orthonormal():
+    d = sphere_directions(400_000)
+    basis = lighting.sh_basis(d, 4)  # 16 functions
+    gram = basis.T @ basis * (4 * math.pi / d.shape[0])
+    assert torch.allclose(gram, torch.eye(16, dtype=gram.dtype), atol=0.02)
+
+
+def test_irradiance_is_cosine_convolution():
+    # Monte Carlo irradiance of an SH environment against the closed form, for a few normals.
+    coefficients = torch.tensor([[1.0, 0.8, 0.6], [0.3, -0.2, 0.1], [0.2, 0.1, -0.3], [-0.1, 0.2, 0.25],
+                                 [0.05, 0.0, 0.1], [0.0, 0.1, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.05],
+                                 [0.05, 0.05, 0.05]], dtype=torch.float64)
+    d = sphere_directions(400_000, seed=1)
+    radiance = lighting.radiance(coefficients, d)
+    for normal in ([0.0, 0.0, 1.0], [0.6, 0.0, 0.8], [-0.48, 0.6, -0.64]):
+        n = torch.tensor(normal, dtype=torch.float64)
+        cosine = torch.clamp(d @ n, min=0.0)
+        monte_carlo = (radiance * cosine[:, None]).mean(0) * 4 * math.pi
+        closed = lighting.irradiance(coefficients, n[None])[0]
+        assert torch.allclose(monte_carlo, closed, atol=0.03), (normal, monte_carlo, closed)
+
+
+def test_uniform_light_gives_pi_irradiance():
+    light = lighting.uniform((0.5, 1.0, 2.0))
+    e = lighting.irradiance(light, torch.tensor([[0.0, 1.0, 0.0]]))
+    assert torch.allclose(e[0], torch.tensor([0.5, 1.0, 2.0]) * math.pi, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 2), (4,)])
+def test_bad_sh_shapes_are_refused(shape):
+    with pytest.raises(ValueError, match="SH coefficients"):
+        lighting.bands_of(torch.zeros(shape))
+
+
+def test_open_hand_surface_is_closed_and_outward(right_flat):
+    surface = HandSurface.of(right_flat)
+    assert len(surface.loops) == 1  # the wrist
+    assert boundary_loops(surface.faces.numpy()) == []
+    vertices = surface.close(right_flat(HandParams.zeros()).vertices[0].detach())
+    assert vertices.shape == (surface.num_vertices, 3)
+    # Outward: the signed volume of a closed, outward-wound mesh is positive.
+    tri = vertices[surface.faces]
+    volume = (tri[:, 0] * torch.cross(tri[:, 1], tri[:, 2], dim=1)).sum() / 6
+    assert volume > 0
+    normals = vertex_normals(vertices, surface.faces)
+    assert torch.allclose(normals.norm(dim=1), torch.ones(len(normals)), atol=1e-5)
+
+
+def test_surface_refuses_bad_uvs(right_flat):
+    uv = right_flat.uv_corners.clone()
+    uv[0, 0, 0] = 1.5
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        HandSurface.create(right_flat.faces, uv, right_flat.num_vertices)
+    with pytest.raises(ValueError, match="shape"):
+        HandSurface.create(right_flat.faces, right_flat.uv_corners[:-1], right_flat.num_vertices)
+    with pytest.raises(ValueError, match="NaN"):
+        HandSurface.create(right_flat.faces, torch.full_like(right_flat.uv_corners, float("nan")),
+                           right_flat.num_vertices)

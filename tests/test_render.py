@@ -1,0 +1,173 @@
+"""The multi-view renderer: agrees with OpenCV's projection, with the raster baseline,
+with closed-form SH shading; composites backgrounds; refuses bad input."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from handlib import lighting
+from handlib.cameras import dome_cameras
+from handlib.hand import HandParams
+from handlib.render import Renderer, RenderSettings
+from handlib.surface import HandSurface
+
+
+@pytest.fixture(scope="module")
+def scene(right_flat):
+    """The open hand (mean pose) and 4 InterHand-like cameras at a quarter of the resolution,
+    fx != fy and principal points up to 6 px off-centre."""
+    vertices = right_flat(HandParams.create(1, hand_pose=torch.full((1, 45), 0.1))).vertices[0].detach()
+    cameras = dome_cameras(4, vertices.mean(0).numpy(), size=(84, 128), focal=(310.0, 310.0), jitter_px=6.0, seed=3)
+    return HandSurface.of(right_flat), vertices, cameras
+
+
+def checker(size=64, cells=8):
+    rows, cols = np.mgrid[0:size, 0:size]
+    pattern = ((rows * cells // size + cols * cells // size) % 2).astype(np.float32)
+    return torch.tensor(np.stack([0.2 + 0.6 * pattern, cols / size, rows / size], -1), dtype=torch.float32)
+
+
+def polygon_mask(camera, vertices, faces, supersample=8):
+    """Independent silhouette: OpenCV projects the vertices and fills every triangle."""
+    rvec, _ = cv2.Rodrigues(camera.camrot)
+    tvec = -camera.camrot @ camera.campos
+    pixels, _ = cv2.projectPoints(vertices.astype(np.float64), rvec, tvec, camera.intrinsics, None)
+    pixels = pixels[:, 0]
+    big = np.zeros((camera.height * supersample, camera.width * supersample), np.uint8)
+    shift = 4  # fixed-point bits for sub-pixel polygon corners
+    corners = np.round((pixels * supersample - 0.5) * (1 << shift)).astype(np.int32)[faces]
+    for triangle in corners:  # one by one: fillPoly would cancel overlapping triangles (even-odd)
+        cv2.fillConvexPoly(big, triangle, 1, lineType=cv2.LINE_8, shift=shift)
+    mask = big.reshape(camera.height, supersample, camera.width, supersample).mean((1, 3))
+    return pixels, mask
+
+
+def moments(mask):
+    rows, cols = np.mgrid[0:mask.shape[0], 0:mask.shape[1]] + 0.5
+    total = mask.sum()
+    return np.array([(mask * cols).sum() / total, (mask * rows).sum() / total])
+
+
+def extent(mask, level=0.5):
+    rows, cols = np.nonzero(mask > level)
+    return np.array([cols.min(), cols.max(), rows.min(), rows.max()], dtype=float)
+
+
+def test_silhouette_matches_opencv_projection(scene):
+    surface, vertices, cameras = scene
+    rendered = Renderer(cameras, surface, RenderSettings(spp=64)).render(vertices, checker())
+    closed = surface.close(vertices).numpy()
+    for camera, alpha in zip(cameras, rendered.alphas):
+        alpha = alpha.numpy()
+        pixels, mask = polygon_mask(camera, closed, surface.faces.numpy())
+        # Every projected vertex lies on a pixel the hand covers.
+        cols = np.clip(pixels[:, 0].astype(int), 0, camera.width - 1)
+        rows = np.clip(pixels[:, 1].astype(int), 0, camera.height - 1)
+        assert (alpha[rows, cols] > 0).mean() > 0.995
+        # Centroid and extent agree to within half a pixel on average.
+        assert np.abs(moments(alpha) - moments(mask)).mean() < 0.5
+        assert np.abs(extent(alpha) - extent(mask)).mean() <= 0.5
+        assert abs(alpha.sum() - mask.sum()) / mask.sum() < 0.02
+
+
+def test_raster_and_raytrace_agree_on_reflectance(scene):
+    surface, vertices, cameras = scene
+    texture = checker()
+    out = {g: Renderer(cameras, surface, RenderSettings(generator=g, spp=32)).render(vertices, texture)
+           for g in ("raytrace", "raster")}
+    for traced, rastered, a, b in zip(out["raytrace"].images, out["raster"].images,
+                                      out["raytrace"].alphas, out["raster"].alphas):
+        inside = (a > 0.999) & (b > 0.999)
+        assert inside.sum() > 300
+        assert (traced - rastered).abs()[inside].mean() < 0.01
+        assert abs(a.sum() - b.sum()) / b.sum() < 0.02
+
+
+def uv_sphere(rings=16, radius=60.0):
+    theta = np.linspace(0, np.pi, rings + 1)[1:-1]
+    phi = np.linspace(0, 2 * np.pi, 2 * rings, endpoint=False)
+    ring = [[radius * np.sin(t) * np.cos(p), radius * np.sin(t) * np.sin(p), radius * np.cos(t)]
+            for t in theta for p in phi]
+    vertices = np.array([[0, 0, radius], *ring, [0, 0, -radius]])
+    n, faces = 2 * rings, []
+
+    def at(i, j):
+        return 1 + i * n + j % n
+
+    for j in range(n):
+        faces.append([0, at(0, j), at(0, j + 1)])
+        faces.append([len(vertices) - 1, at(rings - 2, j + 1), at(rings - 2, j)])
+        for i in range(rings - 2):
+            faces += [[at(i, j), at(i + 1, j), at(i + 1, j + 1)], [at(i, j), at(i + 1, j + 1), at(i, j + 1)]]
+    return torch.tensor(vertices, dtype=torch.float32), torch.tensor(faces)
+
+
+def test_radiance_matches_closed_form_sh_shading():
+    """On a convex shape (no shadows) the ray-traced envmap lighting equals albedo/pi times
+    the SH irradiance of the normal, which the raster baseline evaluates in closed form."""
+    vertices, faces = uv_sphere()
+    surface = HandSurface.create(faces, torch.full((len(faces), 3, 2), 0.5), len(vertices))
+    cameras = dome_cameras(3, [0, 0, 0], radius=600.0, size=(64, 96), focal=(300.0, 300.0), jitter_px=8.0)
+    light = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.5]])
+    texture = torch.full((4, 4, 3), 0.8)
+    out = {g: Renderer(cameras, surface, RenderSettings(mode="radiance", generator=g, spp=64))
+           .render(vertices, texture, light) for g in ("raytrace", "raster")}
+    for traced, rastered, alpha in zip(out["raytrace"].images, out["raster"].images, out["raster"].alphas):
+        inside = alpha > 0.999
+        assert torch.allclose(traced[inside].mean(0), rastered[inside].mean(0), rtol=0.02)
+        assert (traced - rastered).abs()[inside].mean() < 0.02
+
+
+@pytest.mark.parametrize("generator", ["raytrace", "raster"])
+def test_background_colour_and_image(scene, generator):
+    surface, vertices, cameras = scene
+    rng = np.random.default_rng(0)
+    backgrounds = [(0.1, 0.5, 0.9), None] + [rng.uniform(size=(c.height, c.width, 3)).astype(np.float32)
+                                             for c in cameras[2:]]
+    out = Renderer(cameras, surface, RenderSettings(generator=generator, spp=8)).render(
+        vertices, checker(), backgrounds=backgrounds)
+    for image, alpha, background in zip(out.images, out.alphas, backgrounds):
+        empty = alpha == 0
+        expected = torch.zeros(3) if background is None else torch.as_tensor(background)
+        expected = expected.expand(image.shape)[empty]
+        assert torch.allclose(image[empty], expected, atol=1e-5)
+        assert image.min() >= 0 and image.max() <= 1.0 + 1e-5
+
+
+def test_each_call_uses_a_fresh_seed(scene):
+    surface, vertices, cameras = scene
+    renderer = Renderer(cameras[:1], surface, RenderSettings(spp=1))
+    first, second = (renderer.render(vertices, checker()).images[0] for _ in range(2))
+    assert renderer.iteration == 2
+    assert not torch.equal(first, second)
+    again = Renderer(cameras[:1], surface, RenderSettings(spp=1)).render(vertices, checker()).images[0]
+    assert torch.equal(first, again)
+
+
+def test_bad_input_is_refused(scene):
+    surface, vertices, cameras = scene
+    renderer = Renderer(cameras[:1], surface, RenderSettings(spp=1))
+    texture = checker()
+    with pytest.raises(ValueError, match="vertices must have shape"):
+        renderer.render(vertices[:-1], texture)
+    with pytest.raises(ValueError, match="NaN"):
+        renderer.render(torch.full_like(vertices, float("nan")), texture)
+    with pytest.raises(ValueError, match="texture must be an RGB image"):
+        renderer.render(vertices, texture[..., :2])
+    with pytest.raises(ValueError, match="texture must be an RGB image"):
+        renderer.render(vertices, torch.zeros(0, 4, 3))
+    with pytest.raises(ValueError, match="Background"):
+        renderer.render(vertices, texture, backgrounds=[np.zeros((5, 5, 3))])
+    with pytest.raises(ValueError, match="behind"):
+        renderer.render(vertices - torch.as_tensor(vertices.mean(0) - cameras[0].campos, dtype=torch.float32),
+                        texture)
+    with pytest.raises(ValueError, match="radiance mode needs"):
+        Renderer(cameras[:1], surface, RenderSettings(mode="radiance", spp=1)).render(vertices, texture)
+    with pytest.raises(ValueError, match="mode must be"):
+        RenderSettings(mode="shaded")
+    with pytest.raises(ValueError, match="spp"):
+        RenderSettings(spp=0)
+    with pytest.raises(ValueError, match="at least one camera"):
+        Renderer([], surface)
