@@ -26,14 +26,16 @@ from handlib.cameras import Camera, film_space
 from handlib.surface import vertex_normals
 
 if TYPE_CHECKING:
-    from handlib.render import Renderer, Rendered
+    from handlib.render import Rendered, Renderer
 
 
-def sample_positions(camera: Camera, spp: int, generator: torch.Generator) -> torch.Tensor:
-    """(H, W, spp, 2) pixel positions, uniformly jittered inside each pixel."""
-    rows, cols = torch.meshgrid(torch.arange(camera.height), torch.arange(camera.width), indexing="ij")
+def sample_positions(camera: Camera, spp: int, generator: torch.Generator, window=None) -> torch.Tensor:
+    """(h, w, spp, 2) pixel positions, uniformly jittered inside each pixel of ``window``
+    ((x0, y0, w, h); the whole image by default)."""
+    x0, y0, width, height = window if window is not None else (0, 0, camera.width, camera.height)
+    rows, cols = torch.meshgrid(torch.arange(y0, y0 + height), torch.arange(x0, x0 + width), indexing="ij")
     corner = torch.stack([cols, rows], -1).to(torch.float32)[:, :, None, :]
-    return corner + torch.rand(camera.height, camera.width, spp, 2, generator=generator)
+    return corner + torch.rand(height, width, spp, 2, generator=generator)
 
 
 def first_hits(scene: mi.Scene, camera: Camera, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +79,7 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
 
 def rasterize(renderer: "Renderer", vertices: torch.Tensor, texture: torch.Tensor, light: torch.Tensor | None,
               backgrounds: Sequence[torch.Tensor], seed: int) -> "Rendered":
-    from handlib.render import Rendered
+    from handlib.render import Rendered, hand_window
 
     surface, settings = renderer.surface, renderer.settings
     vertices = surface.close(vertices)
@@ -92,22 +94,29 @@ def rasterize(renderer: "Renderer", vertices: torch.Tensor, texture: torch.Tenso
     images, alphas = [], []
     for camera, background in zip(renderer.cameras, backgrounds):
         params = renderer._coverage_params
-        params["hand.vertex_positions"] = mi.Float(
-            film_space(camera, vertices.detach().to(torch.float32)).reshape(-1).numpy())
+        positions = film_space(camera, vertices.detach().to(torch.float32))
+        params["hand.vertex_positions"] = mi.Float(positions.reshape(-1).cpu().numpy())
         params.update()
-        pixels = sample_positions(camera, spp, generator).reshape(-1, 2)
-        face, valid = first_hits(renderer._coverage, camera, pixels)
-        hit_faces = face[valid]
-        corner_ids = faces[hit_faces]  # (N, 3)
-        projected, depth = camera.project(vertices)
-        weights = perspective_barycentrics(pixels[valid].to(projected.dtype), projected[corner_ids], depth[corner_ids])
-        hit_uv = (weights[..., None] * corner_uv[hit_faces].to(weights.dtype)).sum(1)
-        colour = sample_texture(texture, hit_uv.to(torch.float32))
-        if settings.mode == "radiance":
-            colour = colour * (weights[..., None] * shade[corner_ids]).sum(1).to(colour.dtype)
-        height, width = camera.height, camera.width
-        bg = background.expand(height, width, 3).reshape(-1, 1, 3).expand(-1, spp, 3).reshape(-1, 3)
-        samples = bg.to(colour.dtype).index_put((valid.nonzero()[:, 0],), colour)
-        images.append(samples.reshape(height, width, spp, 3).mean(2))
-        alphas.append(valid.reshape(height, width, spp).to(torch.float32).mean(2))
+        x0, y0, width, height = window = hand_window(camera, positions)  # the same window as the ray tracer
+        image = background.expand(camera.height, camera.width, 3).to(texture.dtype)
+        alpha = torch.zeros(camera.height, camera.width, device=vertices.device)
+        if width > 0:
+            pixels = sample_positions(camera, spp, generator, window).reshape(-1, 2)
+            face, valid = first_hits(renderer._coverage, camera, pixels)
+            hit_faces = face[valid]
+            corner_ids = faces[hit_faces]  # (N, 3)
+            projected, depth = camera.project(vertices)
+            weights = perspective_barycentrics(pixels[valid].to(projected.dtype), projected[corner_ids],
+                                               depth[corner_ids])
+            hit_uv = (weights[..., None] * corner_uv[hit_faces].to(weights.dtype)).sum(1)
+            colour = sample_texture(texture, hit_uv.to(torch.float32))
+            if settings.mode == "radiance":
+                colour = colour * (weights[..., None] * shade[corner_ids]).sum(1).to(colour.dtype)
+            crop_bg = image[y0:y0 + height, x0:x0 + width].reshape(-1, 1, 3).expand(-1, spp, 3).reshape(-1, 3)
+            samples = crop_bg.index_put((valid.nonzero()[:, 0],), colour)
+            image = image.clone()
+            image[y0:y0 + height, x0:x0 + width] = samples.reshape(height, width, spp, 3).mean(2)
+            alpha[y0:y0 + height, x0:x0 + width] = valid.reshape(height, width, spp).to(torch.float32).mean(2)
+        images.append(image)
+        alphas.append(alpha)
     return Rendered(tuple(images), tuple(alphas))

@@ -60,6 +60,7 @@ class RenderSettings:
     mode: Mode = "reflectance"
     generator: Generator = "raytrace"
     spp: int = 4
+    silhouette_spp: int = 1  # Mitsuba's sppp: edge samples per *image* pixel, all spent on silhouettes
     seed: int = 0
     envmap_size: tuple[int, int] = (32, 64)  # (H, W) of the lat-long image the SH light is baked into
 
@@ -70,6 +71,8 @@ class RenderSettings:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}.")
         if int(self.spp) < 1:
             raise ValueError(f"spp must be at least 1, got {self.spp}.")
+        if int(self.silhouette_spp) < 1:
+            raise ValueError(f"silhouette_spp must be at least 1, got {self.silhouette_spp}.")
         if min(self.envmap_size) < 2:
             raise ValueError(f"envmap_size must be at least 2x2, got {self.envmap_size}.")
 
@@ -124,18 +127,22 @@ def _scene(cameras: Sequence[Camera], spp: int, mesh: mi.Mesh, integrator: dict,
     return mi.load_dict(scene)
 
 
-def _integrator(mode: Mode) -> dict:
+def _integrator(settings: RenderSettings, mode: Mode) -> dict:
     """Mitsuba's direct projective-sampling integrator, set up for hands.
 
-    Guiding is off (~10x faster on the CPU, same gradient direction). ``sppi = 0``
-    keeps Mitsuba from estimating derivatives of *indirect* visibility (shadow
-    boundaries), which ``spp`` would otherwise switch on: on the open hand that
-    term moved the translation gradient from +11 (finite differences) to -20,
-    while silhouettes and shading alone give +11. Shadows are still rendered;
-    only their boundaries' motion is not differentiated. (Reflectance mode has no
-    shadows, so the setting changes nothing there.)
+    - ``sppc = spp``: samples per pixel for the image and its interior derivatives.
+    - ``sppp = silhouette_spp``: Mitsuba draws this many silhouette samples per image
+      pixel and spends them all on the silhouette, a few hundred per pixel of edge
+      length at 1 for a hand at InterHand2.6M's scale; at 4 it took 85% of an
+      iteration (334x512, measured 0.37 s vs 0.13 s at 1).
+    - ``sppi = 0``: no derivatives of *indirect* visibility (shadow boundaries). On the
+      open hand that term moved a translation gradient from +11 (finite differences)
+      to -20, while silhouettes and shading alone give +11. Shadows are still
+      rendered; only their boundaries' motion is not differentiated.
+    - Guiding off: ~10x faster on the CPU, same gradient direction (../shared/DESIGN.md).
     """
-    return {"type": "direct_projective", "guiding": "none", "sppi": 0, "hide_emitters": mode == "radiance"}
+    return {"type": "direct_projective", "guiding": "none", "sppc": int(settings.spp),
+            "sppp": int(settings.silhouette_spp), "sppi": 0, "hide_emitters": mode == "radiance"}
 
 
 def _to_drjit(key: str, value: torch.Tensor, grad: bool):
@@ -146,40 +153,96 @@ def _to_drjit(key: str, value: torch.Tensor, grad: bool):
     return value
 
 
+#: Crop windows grow to multiples of this many pixels, so that a moving hand rarely
+#: changes the launch size (each new size may compile new kernels).
+WINDOW_STEP = 32
+
+
+def hand_window(camera: Camera, positions: torch.Tensor, margin: float = 2.0) -> tuple[int, int, int, int]:
+    """(x0, y0, width, height) of the image region the hand can touch: the bounding box of
+    its film-space ``positions`` projected, plus ``margin`` pixels, grown to multiples of
+    :data:`WINDOW_STEP` and clipped to the image. Outside it every pixel is background."""
+    points = positions.detach().double()
+    (fx, _), (cx, cy) = camera.focal, camera.princpt
+    x = points[:, 0] / points[:, 2] * fx + cx
+    y = points[:, 1] / points[:, 2] * fx + cy
+    box = []
+    for low, high, size in ((x.min(), x.max(), camera.width), (y.min(), y.max(), camera.height)):
+        start, stop = max(0, math.floor(low - margin)), min(size, math.ceil(high + margin))
+        if stop <= start:
+            return 0, 0, 0, 0  # entirely outside this image
+        extent = min(size, math.ceil((stop - start) / WINDOW_STEP) * WINDOW_STEP)
+        start = min(max(0, start - (extent - (stop - start)) // 2), size - extent)
+        box.append((start, extent))
+    return box[0][0], box[1][0], box[0][1], box[1][1]
+
+
+def _set_window(scene, params, sensor: int, window, camera: Camera) -> None:
+    """Turn the sensor into the camera of the window alone: a film of the window's size
+    with the principal point moved by its offset. (Mitsuba's film crop windows would do
+    the same for the image, but its projective edge sampling then lost half the
+    silhouette gradient.)"""
+    sensor_object = scene.sensors()[sensor]
+    x0, y0, width, height = window
+    # Set on every launch: Mitsuba merges identical sensors and films, so one camera's
+    # window can change another's; the scene's map names only one of the merged paths.
+    sensor_params = mi.traverse(sensor_object)
+    (fx, _), (cx, cy) = camera.focal, camera.princpt
+    sensor_params["film.size"] = mi.ScalarVector2u(width, height)
+    sensor_params["film.crop_size"] = mi.ScalarVector2u(width, height)
+    sensor_params["film.crop_offset"] = mi.ScalarPoint2u(0, 0)
+    sensor_params["x_fov"] = math.degrees(2.0 * math.atan(width / (2.0 * fx)))
+    sensor_params["principal_point_offset_x"] = (width / 2.0 - (cx - x0)) / width
+    sensor_params["principal_point_offset_y"] = (height / 2.0 - (cy - y0)) / height
+    sensor_params.update()
+
+
 class _Launch(torch.autograd.Function):
-    """One Mitsuba render as a torch op. The backward pass sets the scene back to this
-    launch's inputs before differentiating, so many cameras (or many calls) can share
-    one scene and still be backpropagated later, in any order."""
+    """One Mitsuba render of a crop ``window`` of camera ``sensor`` as a torch op, padded to
+    the full (H, W, 3) image. The backward pass sets the scene back to this launch's inputs
+    before differentiating, so many cameras (or many calls) can share one scene and still
+    be backpropagated later, in any order."""
 
     @staticmethod
-    def forward(ctx, scene, params, sensor: int, seed: int, spp: int, keys: tuple, *values):
-        ctx.launch = (scene, params, sensor, seed, spp, keys)
+    def forward(ctx, scene, params, sensor: int, seed: int, window, camera, keys: tuple, *values):
+        ctx.launch = (scene, params, sensor, seed, window, camera, keys)
         ctx.save_for_backward(*values)
+        x0, y0, width, height = window
+        image = torch.zeros(camera.height, camera.width, 3, device=values[0].device)
+        if width == 0:
+            return image
         with dr.suspend_grad():
             for key, value in zip(keys, values):
                 params[key] = _to_drjit(key, value, False)
+            _set_window(scene, params, sensor, window, camera)
             params.update()
-            image = mi.render(scene, params, sensor=sensor, seed=seed, spp=spp)
-        return image.torch().to(values[0].device)
+            crop = mi.render(scene, params, sensor=sensor, seed=seed)  # spp: the integrator's
+        image[y0:y0 + height, x0:x0 + width] = crop.torch().to(image.device)
+        return image
 
     @staticmethod
     def backward(ctx, grad_image):
-        scene, params, sensor, seed, spp, keys = ctx.launch
+        scene, params, sensor, seed, window, camera, keys = ctx.launch
         values = ctx.saved_tensors
-        wanted = ctx.needs_input_grad[6:]
+        wanted = ctx.needs_input_grad[7:]
+        x0, y0, width, height = window
+        if width == 0:
+            return (None,) * 7 + tuple(torch.zeros_like(v) if need else None for v, need in zip(values, wanted))
         inputs = [_to_drjit(key, value, need) for key, value, need in zip(keys, values, wanted)]
         for key, value in zip(keys, inputs):
             params[key] = value
+        _set_window(scene, params, sensor, window, camera)
         params.update()
-        scene.integrator().render_backward(scene, params, mi.TensorXf(grad_image.to(torch.float32).contiguous()),
-                                           sensor=sensor, seed=seed + 1_000_003, spp=spp)
+        grad_crop = grad_image[y0:y0 + height, x0:x0 + width].to(torch.float32).contiguous()
+        scene.integrator().render_backward(scene, params, mi.TensorXf(grad_crop), sensor=sensor,
+                                           seed=seed + 1_000_003)
         grads = [dr.grad(x).torch().reshape(v.shape).to(v) if need else None
                  for x, v, need in zip(inputs, values, wanted)]
-        return (None,) * 6 + tuple(grads)
+        return (None,) * 7 + tuple(grads)
 
 
-def _launch(scene, params, sensor: int, seed: int, spp: int, updates: dict) -> torch.Tensor:
-    return _Launch.apply(scene, params, sensor, seed, spp, tuple(updates), *updates.values())
+def _launch(scene, params, sensor: int, seed: int, window, camera: Camera, updates: dict) -> torch.Tensor:
+    return _Launch.apply(scene, params, sensor, seed, window, camera, tuple(updates), *updates.values())
 
 
 def _padded_envmap(image: torch.Tensor) -> torch.Tensor:
@@ -217,17 +280,20 @@ class Renderer:
         black = {"type": "diffuse", "reflectance": {"type": "rgb", "value": 0.0}}
         if settings.generator == "raytrace":
             texture = corner_uv_texture(surface.corner_uv_array(), np.full((2, 2, 3), 0.5))
+            integrator = _integrator(settings, settings.mode)
             if settings.mode == "reflectance":
                 hand = {"bsdf": black, "emitter": mi.load_dict({"type": "area", "radiance": texture})}
-                self._hand = _scene(self.cameras, spp, _hand_mesh(surface, hand, False), _integrator("reflectance"))
+                self._hand = _scene(self.cameras, spp, _hand_mesh(surface, hand, False), integrator)
             else:
                 hand = {"bsdf": mi.load_dict({"type": "diffuse", "reflectance": texture})}
                 height, width = settings.envmap_size
                 light = {"light": {"type": "envmap", "bitmap": mi.Bitmap(np.ones((height, width, 3), np.float32))}}
-                self._hand = _scene(self.cameras, spp, _hand_mesh(surface, hand, True), _integrator("radiance"), light)
+                self._hand = _scene(self.cameras, spp, _hand_mesh(surface, hand, True), integrator, light)
             self._hand_params = mi.traverse(self._hand)
+        # The coverage (alpha) pass, also the geometry the raster baseline casts its rays at.
         coverage = {"bsdf": black, "emitter": {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}}
-        self._coverage = _scene(self.cameras, spp, _hand_mesh(surface, coverage, False), _integrator("reflectance"))
+        self._coverage = _scene(self.cameras, spp, _hand_mesh(surface, coverage, False),
+                                _integrator(settings, "reflectance"))
         self._coverage_params = mi.traverse(self._coverage)
 
     # ------------------------------------------------------------------ checks
@@ -275,12 +341,14 @@ class Renderer:
         images, alphas = [], []
         vertices = self.surface.close(vertices)
         for index, camera in enumerate(self.cameras):
-            launch_seed = (seed * len(self.cameras) + index) * 2
-            positions = film_space(camera, vertices.to(torch.float32))
-            render_positions = positions.contiguous()
-            alpha = _launch(self._coverage, self._coverage_params, index, launch_seed, self.settings.spp,
-                            {"hand.vertex_positions": render_positions})[..., 0]
-            updates = {"hand.vertex_positions": render_positions}
+            # Both passes of a camera share a seed, hence their samples: where alpha is 0
+            # the hand image is exactly 0 and the composite exactly the background.
+            launch_seed = seed * len(self.cameras) + index
+            positions = film_space(camera, vertices.to(torch.float32)).contiguous()
+            window = hand_window(camera, positions)
+            alpha = _launch(self._coverage, self._coverage_params, index, launch_seed, window, camera,
+                            {"hand.vertex_positions": positions})[..., 0]
+            updates = {"hand.vertex_positions": positions}
             if self.settings.mode == "reflectance":
                 updates["hand.emitter.radiance.data"] = texture.to(torch.float32).contiguous()
             else:
@@ -291,7 +359,11 @@ class Renderer:
                 height, width = self.settings.envmap_size
                 envmap = lighting.latlong_image(light.to(torch.float32), camera_to_world, height, width)
                 updates["light.data"] = _padded_envmap(envmap).contiguous()
-            image = _launch(self._hand, self._hand_params, index, launch_seed, self.settings.spp, updates)
-            images.append(image + (1.0 - alpha[..., None]) * backgrounds[index])
+            image = _launch(self._hand, self._hand_params, index, launch_seed, window, camera, updates)
+            if bool((backgrounds[index] != 0).any()):
+                image = image + (1.0 - alpha[..., None]) * backgrounds[index]
+            # Over black, alpha is left out of the image's graph: its backward pass (a
+            # second projective render) then runs only if a loss uses alpha itself.
+            images.append(image)
             alphas.append(alpha)
         return Rendered(tuple(images), tuple(alphas))

@@ -84,9 +84,11 @@ class HandSurface:
             ring = np.array(loop)
             following = np.roll(ring, -1)
             rim = np.array([edge_uv[(int(b), int(a))][::-1] for a, b in zip(ring, following)])  # (n, 2, 2)
-            centre_uv = rim.reshape(-1, 2).mean(0)
+            # Each cap triangle's centre corner reads the middle of its own rim edge, so the
+            # cap shows its rim's colours streaked inward (one shared centre UV would land
+            # anywhere in the atlas, often between islands).
             cap_faces.append(np.stack([np.full(len(ring), centre), ring, following], 1))
-            cap_uv.append(np.concatenate([np.broadcast_to(centre_uv, (len(ring), 1, 2)), rim], 1))
+            cap_uv.append(np.concatenate([rim.mean(1, keepdims=True), rim], 1))
         return cls(torch.as_tensor(np.concatenate(cap_faces)), torch.as_tensor(np.concatenate(cap_uv)),
                    int(num_vertices), tuple(tuple(loop) for loop in loops))
 

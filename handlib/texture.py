@@ -61,3 +61,28 @@ def dilate(image: np.ndarray, covered: np.ndarray, margin: int) -> np.ndarray:
         image[grow] = total[grow] / count[grow, None]
         covered |= grow
     return image
+
+
+#: Linear-RGB albedos (approximate, light skin) used by the procedural texture.
+SKIN = np.array([0.56, 0.33, 0.24], np.float32)
+NAIL = np.array([0.72, 0.50, 0.45], np.float32)
+
+
+def skin_colours(vertices, tip_vertex_ids, seed: int = 0, nail_radius_mm: float = 9.0) -> np.ndarray:
+    """Per-vertex albedo (V, 3): skin with smooth blotches and lighter nails at the tips.
+
+    ``vertices`` (V, 3) mm in the hand's rest frame (any pose works; the pattern moves
+    with the surface once baked). A procedural stand-in for a scanned texture.
+    """
+    points = np.asarray(torch.as_tensor(vertices).detach().cpu(), dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    # A few random low-frequency waves: blotches ~2-4 cm across, +-8% in brightness.
+    waves = rng.normal(size=(6, 3)) / rng.uniform(12.0, 25.0, size=(6, 1))
+    phases = rng.uniform(0, 2 * np.pi, size=6)
+    variation = 0.08 * np.sin(points @ waves.T + phases).mean(1, keepdims=True) * np.sqrt(6)
+    colours = SKIN[None] * (1.0 + variation)
+    for tip in tip_vertex_ids:
+        distance = np.linalg.norm(points - points[tip], axis=1)
+        weight = np.clip(1.5 - distance / nail_radius_mm, 0.0, 1.0)[:, None]
+        colours = colours * (1 - weight) + NAIL[None] * weight
+    return np.clip(colours, 0.0, 1.0).astype(np.float32)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 TOLERANCE = {"reflectance": 0.2, "radiance": 0.3}
 GRADIENT_SEEDS = (11, 12, 13)
-DIFFERENCE_SEEDS = tuple(range(100, 106))  # finite differences are the noisier estimate
+DIFFERENCE_SEEDS = tuple(range(100, 108))  # finite differences are the noisier estimate
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,8 @@ def gradient_and_fd(make_inputs, renderer, weights, step):
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_translation_gradient(setup, mode, axis):
     surface, _, vertices, cameras, weights, texture, light = setup
-    renderer = Renderer(cameras, surface, RenderSettings(mode=mode, spp=32 if mode == "reflectance" else 64))
+    settings = RenderSettings(mode=mode, spp=32 if mode == "reflectance" else 64, silhouette_spp=4)
+    renderer = Renderer(cameras, surface, settings)
     direction = torch.eye(3)[axis]
     # Weight each image by a ramp along the direction the axis moves the hand in it, so
     # the images' responses add up instead of cancelling between views.
@@ -96,7 +97,8 @@ def test_translation_gradient(setup, mode, axis):
     def inputs(s):
         return {"vertices": vertices + s * direction, "texture": texture, "light": light}
 
-    check(*gradient_and_fd(inputs, renderer, weights, step=1.0), mode)
+    # 2 mm: at 1 mm the finite difference's seed-to-seed spread was +-25% (the gradient's 4%).
+    check(*gradient_and_fd(inputs, renderer, weights, step=2.0), mode)
 
 
 def test_shape_gradient(setup, right_flat):
@@ -148,14 +150,14 @@ def test_raster_misses_the_silhouette_gradient_that_the_ray_tracer_has(setup):
     texture = torch.full((4, 4, 3), 0.8)
     results = {}
     for generator in ("raytrace", "raster"):
-        renderer = Renderer([camera], surface, RenderSettings(generator=generator, spp=32))
+        renderer = Renderer([camera], surface, RenderSettings(generator=generator, spp=32, silhouette_spp=4))
 
         def inputs(s):
             return {"vertices": vertices + s * sideways, "texture": texture, "backgrounds": [(0.2, 0.2, 0.2)]}
 
-        results[generator] = gradient_and_fd(inputs, renderer, [ramp], step=1.0)
+        results[generator] = gradient_and_fd(inputs, renderer, [ramp], step=2.0)
     traced, fd = results["raytrace"]
     rastered, raster_fd = results["raster"]
     check(traced, fd)
-    assert abs(raster_fd - fd) < 0.1 * abs(fd)  # both images move alike...
+    assert abs(raster_fd - fd) < 0.15 * abs(fd)  # both images move alike...
     assert abs(rastered) < 0.02 * abs(fd)  # ...but the rasteriser's gradient does not see it

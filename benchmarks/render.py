@@ -1,0 +1,187 @@
+"""Renderer benchmark: forward+backward time and peak memory per iteration, against plain ray casting.
+
+For every combination of views x resolution x spp x mode x generator it measures,
+in a fresh process (so that peak memory is that configuration's own):
+
+- the time of one optimisation-like iteration: render every view, a weighted sum of
+  the images as the loss, backward to vertices, texture and (radiance) SH light;
+- the time Mitsuba takes to cast the same number of plain primary rays at the same
+  mesh (``ray_intersect_preliminary``: no shading, no gradients), measured in the
+  same process, so the ratio is free of machine noise between runs;
+- the process's peak resident memory.
+
+It prints a table with the ratios the renderer issue asks for and appends every row to
+a CSV (default ``benchmarks/render.csv``) with the machine it ran on.
+
+    python benchmarks/render.py                         # the full grid (GPU-sized)
+    python benchmarks/render.py --views 1 8 --spp 1 4   # a CPU-sized subset
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIZES = {"full": (334, 512), "quarter": (167, 256)}  # InterHand2.6M's images, and half of each side
+
+
+def machine() -> str:
+    import handlib
+
+    if handlib.VARIANT.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CUDA GPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    return platform.processor() or "unknown CPU"
+
+
+def run_one(config: dict) -> dict:
+    """Measure one configuration (called in a child process)."""
+    import drjit as dr
+    import mitsuba as mi
+    import numpy as np
+    import torch
+
+    import handlib
+    from handlib import lighting
+    from handlib.cameras import dome_cameras, film_space
+    from handlib.hand import HandModel, HandParams
+    from handlib.raster import sample_positions
+    from handlib.render import Renderer, RenderSettings
+    from handlib.surface import HandSurface
+    from handlib.texture import bake_vertex_colours, skin_colours
+
+    hand = HandModel("right")
+    surface = HandSurface.of(hand)
+    vertices = hand(HandParams.zeros()).vertices[0].detach()
+    width, height = SIZES[config["size"]]
+    scale = width / 334
+    cameras = dome_cameras(config["views"], vertices.mean(0).numpy(), size=(width, height),
+                           focal=(1240.0 * scale, 1240.0 * scale), jitter_px=10.0 * scale)
+    texture = bake_vertex_colours(surface, skin_colours(surface.close(vertices), hand.tip_vertex_ids), 512)
+    light = lighting.uniform(0.8)
+    light[2] = torch.tensor([0.4, 0.4, 0.4])
+    settings = RenderSettings(mode=config["mode"], generator=config["generator"], spp=config["spp"])
+    renderer = Renderer(cameras, surface, settings)
+    generator = torch.Generator().manual_seed(0)
+    weights = [torch.rand(c.height, c.width, 3, generator=generator) for c in cameras]
+
+    def iteration():
+        shift = torch.zeros(3, requires_grad=True)
+        tex = texture.clone().requires_grad_(True)
+        sh = light.clone().requires_grad_(config["mode"] == "radiance")
+        rendered = renderer.render(vertices + shift, tex, sh)
+        loss = sum((w * image).sum() for w, image in zip(weights, rendered.images))
+        loss.backward()
+        return float(loss)
+
+    iteration()  # compile kernels
+    times = []
+    for _ in range(config["repeat"]):
+        start = time.perf_counter()
+        iteration()
+        times.append(time.perf_counter() - start)
+
+    # Plain primary rays at the same mesh, same count: views x pixels x spp.
+    scene, params = renderer._coverage, renderer._coverage_params
+    rays = []
+    for camera in cameras:
+        pixels = sample_positions(camera, config["spp"], generator).reshape(-1, 2).numpy()
+        (fx, _), (cx, cy) = camera.focal, camera.princpt
+        d = np.stack([(pixels[:, 0] - cx) / fx, (pixels[:, 1] - cy) / fx, np.ones(len(pixels))], 1)
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        rays.append((film_space(camera, vertices).float().reshape(-1).numpy(),
+                     mi.Ray3f(mi.Point3f(0.0, 0.0, 0.0), mi.Vector3f(*d.T.astype(np.float32)))))
+
+    def cast():
+        for positions, ray in rays:
+            params["hand.vertex_positions"] = mi.Float(positions)
+            params.update()
+            hit = scene.ray_intersect_preliminary(ray)
+            dr.eval(hit.t, hit.prim_index)
+        dr.sync_thread()
+
+    cast()
+    ray_times = []
+    for _ in range(config["repeat"]):
+        start = time.perf_counter()
+        cast()
+        ray_times.append(time.perf_counter() - start)
+    samples = config["views"] * width * height * config["spp"]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {**config, "variant": handlib.VARIANT, "machine": machine(), "samples": samples,
+            "iteration_s": float(np.median(times)), "plain_rays_s": float(np.median(ray_times)),
+            "peak_rss_mb": round(peak_mb, 1)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--views", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--spp", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--modes", nargs="+", default=["reflectance", "radiance"])
+    parser.add_argument("--generators", nargs="+", default=["raytrace", "raster"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--csv", type=Path, default=Path(__file__).with_name("render.csv"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return
+    rows = []
+    grid = itertools.product(args.views, args.sizes, args.spp, args.modes, args.generators)
+    for views, size, spp, mode, generator in grid:
+        config = {"views": views, "size": size, "spp": spp, "mode": mode, "generator": generator,
+                  "repeat": args.repeat}
+        out = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"FAILED {config}:\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["throughput_ratio"] = round(row["plain_rays_s"] / row["iteration_s"], 4)
+        rows.append(row)
+        print(f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8}: "
+              f"{row['iteration_s']:.3f} s/iter, plain rays {row['plain_rays_s']:.4f} s, "
+              f"ratio {row['throughput_ratio']:.3f}, peak {row['peak_rss_mb']:.0f} MB", flush=True)
+    if not rows:
+        return
+    new = not args.csv.exists()
+    with args.csv.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["date", *rows[0].keys()])
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({"date": time.strftime("%Y-%m-%d %H:%M"), **row})
+    print_ratios(rows)
+
+
+def print_ratios(rows: list[dict]) -> None:
+    """The issue's ratios, for each configuration where both sides were measured."""
+    index = {(r["views"], r["size"], r["spp"], r["mode"], r["generator"]): r for r in rows}
+    print("\nviews size    spp  raytrace/raster (refl, rad)  radiance/reflectance (raytrace)  "
+          "diff samples/s / plain rays/s (raytrace refl)")
+    for views, size, spp in sorted({k[:3] for k in index}):
+        def t(mode, generator):
+            row = index.get((views, size, spp, mode, generator))
+            return row["iteration_s"] if row else float("nan")
+
+        traced = index.get((views, size, spp, "reflectance", "raytrace"))
+        print(f"{views:>5} {size:>7} {spp:>3}  {t('reflectance', 'raytrace') / t('reflectance', 'raster'):>8.2f} "
+              f"{t('radiance', 'raytrace') / t('radiance', 'raster'):>8.2f}  "
+              f"{t('radiance', 'raytrace') / t('reflectance', 'raytrace'):>20.2f}  "
+              f"{traced['throughput_ratio'] if traced else float('nan'):>20.3f}")
+
+
+if __name__ == "__main__":
+    main()
