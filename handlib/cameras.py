@@ -121,7 +121,7 @@ def look_at_camera(name: str, campos, target, up, focal=(1240.0, 1240.0), size=(
     if np.linalg.norm(forward) == 0:
         raise ValueError("look_at_camera: campos and target coincide.")
     z = forward / np.linalg.norm(forward)
-    x = np.cross(z, -up)  # image x (right); y (down) is z x x
+    x = np.cross(z, up)  # image x (right); y (down) is z x x
     if np.linalg.norm(x) < 1e-9:
         raise ValueError("look_at_camera: up is parallel to the viewing direction.")
     x /= np.linalg.norm(x)

@@ -23,7 +23,6 @@ import torch
 
 from handlib import lighting
 from handlib.cameras import Camera, film_space
-from handlib.surface import vertex_normals
 
 if TYPE_CHECKING:
     from handlib.render import Rendered, Renderer
@@ -89,7 +88,7 @@ def rasterize(renderer: "Renderer", vertices: torch.Tensor, texture: torch.Tenso
     corner_uv = surface.uv_corners.to(vertices.device)
     texture = texture.to(torch.float32)
     if settings.mode == "radiance":
-        normals = vertex_normals(vertices, faces)
+        normals = surface.normals(vertices)
         shade = lighting.irradiance(light.to(vertices.dtype), normals) / math.pi  # (V, 3)
     images, alphas = [], []
     for camera, background in zip(renderer.cameras, backgrounds):

@@ -44,7 +44,7 @@ import torch
 
 from handlib import lighting
 from handlib.cameras import Camera, film_space
-from handlib.surface import HandSurface, vertex_normals
+from handlib.surface import HandSurface
 from handlib.uvtexture import corner_uv_texture
 
 Mode = Literal["reflectance", "radiance"]
@@ -352,8 +352,7 @@ class Renderer:
             if self.settings.mode == "reflectance":
                 updates["hand.emitter.radiance.data"] = texture.to(torch.float32).contiguous()
             else:
-                normals = vertex_normals(positions, self.surface.faces.to(positions.device))
-                updates["hand.vertex_normals"] = normals.contiguous()
+                updates["hand.vertex_normals"] = self.surface.normals(positions).contiguous()
                 updates["hand.bsdf.reflectance.data"] = texture.to(torch.float32).contiguous()
                 camera_to_world = torch.as_tensor(camera.camrot.T, dtype=torch.float32)
                 height, width = self.settings.envmap_size

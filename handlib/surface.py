@@ -110,6 +110,16 @@ class HandSurface:
         centres = [vertices[..., list(loop), :].mean(-2, keepdim=True) for loop in self.loops]
         return torch.cat([vertices, *centres], dim=-2)
 
+    def normals(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Unit normals (..., V', 3) of the closed mesh's vertices (..., V', 3).
+
+        Rim vertices average their side and cap faces. (Taking the side's faces alone,
+        to keep the rim's normals true to the skin, turned most of a cap seen from the
+        side black: its shading normals then swing from axial at the centre to radial
+        at the rim. Averaging leaves a thin dark line at the rim at grazing views.)
+        """
+        return vertex_normals(vertices, self.faces.to(vertices.device))
+
     def corner_uv_array(self) -> np.ndarray:
         """(F' * 3 * 2,) float32: corner UVs in face order, as the Mitsuba texture reads them."""
         return np.ascontiguousarray(self.uv_corners.numpy(), dtype=np.float32).ravel()

@@ -69,3 +69,23 @@ def test_bad_calibration_is_refused(change, message):
     fields.update(change)
     with pytest.raises(ValueError, match=message):
         Camera(**fields)
+
+
+def test_look_at_and_dome_cameras_see_the_target():
+    from handlib.cameras import dome_cameras, film_space, look_at_camera
+
+    camera = look_at_camera("1", campos=[0, -1000, 200], target=[0, 0, 0], up=[0, 0, 1], princpt=(150.0, 260.0))
+    (pixel, above), depth = camera.project(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 50.0]]))
+    assert np.allclose(pixel, [150.0, 260.0]) and depth[0] > 0
+    assert above[1] < pixel[1]  # world up is image up (smaller row)
+    cameras = dome_cameras(8, target=[10.0, 20.0, 30.0], jitter_px=10.0)
+    assert {(c.width, c.height) for c in cameras} == {(334, 512), (512, 334)}
+    for cam in cameras:
+        (centre,), (z,) = cam.project(np.array([[10.0, 20.0, 30.0]]))
+        assert abs(z - 1000.0) < 1e-6
+        assert np.abs(centre - [cam.width / 2, cam.height / 2]).max() <= 10.0 + 1e-9
+        # Film space: y scaled by fy / fx, so one focal length projects both axes.
+        point = np.array([[40.0, -30.0, 60.0]])
+        film = film_space(cam, point)[0]
+        (expected,), _ = cam.project(point)
+        assert np.allclose(film[:2] / film[2] * cam.focal[0] + cam.princpt, expected)
