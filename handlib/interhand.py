@@ -1,0 +1,286 @@
+"""InterHand2.6M's on-disk layout: reading it frame by frame, and writing it.
+
+Layout (as the dataset publishes it)::
+
+    annotations/{split}/InterHand2.6M_{split}_data.json             COCO-style images + annotations
+    annotations/{split}/InterHand2.6M_{split}_camera.json           {capture: {campos|camrot|focal|princpt: {cam: ...}}}
+    annotations/{split}/InterHand2.6M_{split}_joint_3d.json         {capture: {frame: {world_coord, joint_valid, hand_type, hand_type_valid}}}
+    annotations/{split}/InterHand2.6M_{split}_MANO_NeuralAnnot.json {capture: {frame: {right|left: {pose, shape, trans} | null}}}
+    images/{split}/Capture{c}/{seq_name}/cam{id}/image{frame}.jpg
+
+``data.json``'s images carry ``id, file_name, width, height, capture, seq_name, camera,
+frame_idx``; its annotations ``id, image_id, bbox, joint_valid, hand_type,
+hand_type_valid``. Joints: 42 per frame, 0-20 right hand and 21-41 left, in mm.
+
+The reader loads the annotation JSON once and then yields one :class:`Frame` per
+(capture, sequence, frame), reading images only when asked. Problems that concern
+one frame or one camera (no calibration, a missing image, NaN joints) do not stop
+it: they are recorded in :attr:`InterHandReader.skipped` with their reason.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from handlib.cameras import Camera
+from handlib.hand import HandParams
+
+SIDES = ("right", "left")
+NUM_JOINTS = 42
+ANNOTATION_KINDS = ("data", "camera", "joint_3d", "MANO_NeuralAnnot")
+
+
+def annotation_path(root: Path, split: str, kind: str) -> Path:
+    return Path(root) / "annotations" / split / f"InterHand2.6M_{split}_{kind}.json"
+
+
+def image_relpath(capture: int, seq_name: str, camera: str, frame: int) -> str:
+    """``file_name`` of an image, relative to ``images/{split}``."""
+    return f"Capture{capture}/{seq_name}/cam{camera}/image{frame}.jpg"
+
+
+@dataclass
+class Frame:
+    """One captured instant: every camera's calibration and image, and the annotations."""
+
+    capture: int
+    seq_name: str
+    frame: int
+    cameras: dict[str, Camera]
+    image_paths: dict[str, Path]  # the cameras that have an image file
+    mano: dict[str, dict | None]  # side -> {"pose": 48, "shape": 10, "trans": 3 (m)} or None
+    joints: np.ndarray | None  # (42, 3) mm, world
+    joint_valid: np.ndarray | None  # (42,) bool
+    hand_type: str | None = None
+    images_dir: Path = field(default=Path("."), repr=False)
+
+    def image(self, camera: str) -> np.ndarray:
+        """RGB uint8 (H, W, 3) of one camera, read now. ValueError names the file if unreadable."""
+        if camera not in self.image_paths:
+            raise ValueError(f"Frame {self.key}: no image for camera {camera!r}.")
+        path = self.image_paths[camera]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"Cannot decode image {path} (frame {self.key}, camera {camera}); "
+                             "the file is corrupt or not an image.")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def hand_params(self, side: str) -> HandParams | None:
+        """The MANO parameters of one hand as :class:`HandParams` (batch 1), or None."""
+        entry = self.mano.get(side)
+        return None if entry is None else HandParams.from_interhand(entry)
+
+    @property
+    def key(self) -> tuple[int, str, int]:
+        return self.capture, self.seq_name, self.frame
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"InterHand2.6M annotation file not found: {path}. Expected the layout "
+                                "annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d,MANO_NeuralAnnot}.json.")
+    try:
+        with path.open() as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+
+
+def _finite(values, what: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return array
+
+
+class InterHandReader:
+    """Frames of one split of an InterHand2.6M-layout directory (the real dataset or a synthetic one)."""
+
+    def __init__(self, root: str | Path, split: str = "test"):
+        self.root, self.split = Path(root), split
+        data = _load_json(annotation_path(self.root, split, "data"))
+        self.calibration = _load_json(annotation_path(self.root, split, "camera"))
+        self.joints = _load_json(annotation_path(self.root, split, "joint_3d"))
+        mano_path = annotation_path(self.root, split, "MANO_NeuralAnnot")
+        self.mano = _load_json(mano_path) if mano_path.is_file() else {}
+        self.images_dir = self.root / "images" / split
+        self.skipped: list[tuple[tuple, str]] = []
+        self._cameras: dict[tuple[str, str], Camera] = {}
+        try:
+            images = data["images"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{annotation_path(self.root, split, 'data')} has no 'images' list.") from None
+        frames: dict[tuple[int, str, int], list[dict]] = defaultdict(list)
+        for record in images:
+            try:
+                frames[(int(record["capture"]), str(record["seq_name"]), int(record["frame_idx"]))].append(record)
+            except KeyError as err:
+                raise ValueError(f"{annotation_path(self.root, split, 'data')}: image {record.get('id')} lacks "
+                                 f"the key {err}.") from None
+        self._frames = dict(sorted(frames.items()))
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def keys(self) -> list[tuple[int, str, int]]:
+        return list(self._frames)
+
+    def _camera(self, capture: int, record: dict) -> Camera:
+        key = (str(capture), str(record["camera"]))
+        if key not in self._cameras:
+            calibration = self.calibration.get(str(capture))
+            if calibration is None:
+                raise ValueError(f"camera.json has no capture {capture}")
+            for name in ("campos", "camrot", "focal", "princpt"):
+                value = calibration.get(name, {}).get(str(record["camera"]))
+                if value is not None:
+                    _finite(value, f"camera.json capture {capture} {name} camera {record['camera']}")
+            self._cameras[key] = Camera.from_interhand(calibration, str(record["camera"]),
+                                                       int(record["width"]), int(record["height"]))
+        return self._cameras[key]
+
+    def __iter__(self) -> Iterator[Frame]:
+        for key in self._frames:
+            frame = self.frame(key)
+            if frame is not None:
+                yield frame
+
+    def frame(self, key: tuple[int, str, int]) -> Frame | None:
+        """The frame ``(capture, seq_name, frame)``, or None (with the reason in :attr:`skipped`)."""
+        capture, seq_name, index = key
+        cameras, paths = {}, {}
+        for record in self._frames[key]:
+            cam = str(record["camera"])
+            try:
+                cameras[cam] = self._camera(capture, record)
+            except ValueError as err:
+                self.skipped.append((key + (cam,), f"camera skipped: {err}"))
+                continue
+            path = self.images_dir / record["file_name"]
+            if path.is_file():
+                paths[cam] = path
+            else:
+                self.skipped.append((key + (cam,), f"image missing: {path}"))
+        if not cameras:
+            self.skipped.append((key, "frame skipped: no calibrated camera"))
+            return None
+        joints = valid = hand_type = None
+        entry = self.joints.get(str(capture), {}).get(str(index))
+        if entry is not None:
+            try:
+                joints = _finite(entry["world_coord"], "world_coord").reshape(NUM_JOINTS, 3)
+                valid = np.asarray(entry["joint_valid"], dtype=np.float64).reshape(NUM_JOINTS) > 0
+                hand_type = entry.get("hand_type")
+            except (ValueError, KeyError) as err:
+                self.skipped.append((key, f"frame skipped: joint_3d.json capture {capture} frame {index}: {err}"))
+                return None
+        mano = {}
+        annotations = self.mano.get(str(capture), {}).get(str(index), {}) or {}
+        for side in SIDES:
+            hand = annotations.get(side)
+            if hand is not None:
+                try:
+                    for name, size in (("pose", 48), ("shape", 10), ("trans", 3)):
+                        if _finite(hand[name], name).size != size:
+                            raise ValueError(f"{name} has {np.size(hand[name])} values, expected {size}")
+                except (ValueError, KeyError) as err:
+                    self.skipped.append((key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame "
+                                              f"{index} {side}: {err}"))
+                    return None
+            mano[side] = hand
+        return Frame(capture, seq_name, index, cameras, paths, mano, joints, valid, hand_type, self.images_dir)
+
+
+class InterHandWriter:
+    """Writes frames in InterHand2.6M's layout; the JSON files are written by :meth:`close`."""
+
+    def __init__(self, root: str | Path, split: str = "test", jpeg_quality: int = 95):
+        self.root, self.split, self.jpeg_quality = Path(root), split, int(jpeg_quality)
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.calibration: dict[str, dict] = {}
+        self.joints: dict[str, dict] = {}
+        self.mano: dict[str, dict] = {}
+
+    def add_frame(self, capture: int, seq_name: str, frame: int, cameras: list[Camera],
+                  images: dict[str, np.ndarray] | None = None, mano: dict[str, dict | None] | None = None,
+                  joints: np.ndarray | None = None, joint_valid: np.ndarray | None = None,
+                  hand_type: str = "right") -> None:
+        """Add one frame. ``images``: camera name -> RGB uint8 (H, W, 3); ``mano``: side -> entry or None."""
+        calibration = self.calibration.setdefault(str(capture), {k: {} for k in ("campos", "camrot", "focal",
+                                                                                   "princpt")})
+        for camera in cameras:
+            for name, value in camera.to_interhand().items():
+                calibration[name][camera.name] = value
+            image_id = len(self.images)
+            file_name = image_relpath(capture, seq_name, camera.name, frame)
+            self.images.append({"id": image_id, "file_name": file_name, "width": int(camera.width),
+                                "height": int(camera.height), "capture": int(capture), "subject": int(capture),
+                                "seq_name": seq_name, "camera": camera.name, "frame_idx": int(frame)})
+            valid = np.ones(NUM_JOINTS) if joint_valid is None else np.asarray(joint_valid, dtype=float)
+            self.annotations.append({"id": image_id, "image_id": image_id, "bbox": [0, 0, camera.width,
+                                                                                    camera.height],
+                                     "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(), "hand_type": hand_type,
+                                     "hand_type_valid": 1})
+            if images is not None and camera.name in images:
+                self._write_image(self.root / "images" / self.split / file_name, images[camera.name], camera)
+        if joints is not None:
+            joints = np.asarray(joints, dtype=np.float64).reshape(NUM_JOINTS, 3)
+            valid = np.ones(NUM_JOINTS) if joint_valid is None else np.asarray(joint_valid, dtype=float)
+            self.joints.setdefault(str(capture), {})[str(frame)] = {
+                "world_coord": joints.tolist(), "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(),
+                "hand_type": hand_type, "hand_type_valid": 1}
+        if mano is not None:
+            self.mano.setdefault(str(capture), {})[str(frame)] = {side: mano.get(side) for side in SIDES}
+
+    def _write_image(self, path: Path, image: np.ndarray, camera: Camera) -> None:
+        image = np.asarray(image)
+        if image.shape != (camera.height, camera.width, 3) or image.dtype != np.uint8:
+            raise ValueError(f"Image for camera {camera.name} must be uint8 ({camera.height}, {camera.width}, 3), "
+                             f"got {image.dtype} {image.shape}.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]):
+            raise OSError(f"Could not write {path}.")
+
+    def close(self) -> None:
+        directory = annotation_path(self.root, self.split, "data").parent
+        directory.mkdir(parents=True, exist_ok=True)
+        contents = {"data": {"images": self.images, "annotations": self.annotations},
+                    "camera": self.calibration, "joint_3d": self.joints, "MANO_NeuralAnnot": self.mano}
+        for kind, value in contents.items():
+            with annotation_path(self.root, self.split, kind).open("w") as handle:
+                json.dump(value, handle)
+
+
+def write_mano_annotations(path: str | Path, entries: dict) -> None:
+    """Write ``{capture: {frame: {"right"|"left": {pose, shape, trans} | None}}}`` as a
+    ``MANO_NeuralAnnot``-shaped JSON (what refinement outputs), refusing NaN."""
+    def check(value, where):
+        if isinstance(value, dict):
+            return {k: check(v, f"{where}/{k}") for k, v in value.items()}
+        if value is None:
+            return None
+        array = np.asarray(value, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError(f"NaN or infinite value at {where}; refusing to write {path}.")
+        return array.tolist()
+
+    clean = {str(c): {str(f): {side: check(hands.get(side), f"{c}/{f}/{side}") for side in SIDES}
+                      for f, hands in frames.items()} for c, frames in entries.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with Path(path).open("w") as handle:
+        json.dump(clean, handle)
+
+
+def mano_entry(params: HandParams, index: int = 0) -> dict:
+    """One hand of ``params`` as a MANO_NeuralAnnot entry (pose 48, shape 10, trans 3 m)."""
+    return params.to_interhand()[index]
+
+
