@@ -1,11 +1,18 @@
-"""UV textures for the hand: baking per-vertex colours into the atlas (numpy).
+"""UV textures for the hand: baking surface functions into the atlas, and a procedural skin.
 
 A texture painted per UV island shows seams wherever neighbouring islands disagree.
-Baking a colour defined on the surface (per vertex) into the atlas, then growing
-every island a few texels outward, gives a texture that bilinear lookups read
-continuously across seams.
+Here colours are functions of the *surface* (a 3D point and its normal on the hand
+at rest), evaluated at every texel's surface point and baked into the atlas, whose
+islands are then grown a few texels outward: bilinear reads are continuous across
+seams, and the ray tracer's gradients (which only see geometric edges) stay right.
+
+:func:`skin_texture` is handlib's stand-in for the licence-gated HTML texture model:
+skin tones from light to dark, lighter palms, darker creases at the finger joints and
+palm lines, fingernails, low-frequency blotches and fine noise.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,46 +20,49 @@ import torch
 
 from handlib.surface import HandSurface
 
+#: Linear-RGB albedos of skin tones, light to dark (approximate; sRGB ~ #f1c8b0 .. #5a3823).
+SKIN_TONES = {
+    "very_light": (0.80, 0.56, 0.44),
+    "light": (0.66, 0.42, 0.31),
+    "medium": (0.50, 0.29, 0.19),
+    "tan": (0.36, 0.20, 0.12),
+    "brown": (0.22, 0.12, 0.07),
+    "dark": (0.11, 0.06, 0.035),
+}
+NAIL = np.array([0.75, 0.55, 0.50], np.float32)
 
-def bake_vertex_colours(surface: HandSurface, colours, size: int = 256, margin: int = 4) -> torch.Tensor:
-    """(size, size, 3) texture whose texels carry the barycentric blend of ``colours`` (V', 3).
 
-    ``colours`` are per closed-surface vertex (model vertices then cap centres; see
-    :meth:`HandSurface.close`). Texels outside every triangle are filled from their
-    nearest island up to ``margin`` texels away, so that bilinear reads at island
-    borders never mix in unrelated texels.
-    """
-    colours = np.asarray(torch.as_tensor(colours).detach().cpu(), dtype=np.float32)
-    if colours.shape != (surface.num_vertices, 3):
-        raise ValueError(f"colours must have shape ({surface.num_vertices}, 3), got {colours.shape}.")
-    image = np.zeros((size, size, 3), np.float32)
+def rasterize_atlas(surface: HandSurface, attributes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-texel barycentric blend (size, size, k) of per-vertex ``attributes`` (V', k), and
+    the mask of texels whose centre lies in some triangle."""
+    attributes = np.asarray(torch.as_tensor(attributes).detach().cpu(), dtype=np.float64)
+    if attributes.ndim != 2 or attributes.shape[0] != surface.num_vertices:
+        raise ValueError(f"attributes must have shape ({surface.num_vertices}, k), got {attributes.shape}.")
+    image = np.zeros((size, size, attributes.shape[1]), np.float64)
     covered = np.zeros((size, size), bool)
-    faces = surface.faces.numpy()
-    corners = surface.uv_corners.numpy() * size - 0.5  # texel-centre coordinates
-    for face, uv in zip(faces, corners):
+    corners = surface.uv_corners.numpy().astype(np.float64) * size - 0.5  # texel-centre coordinates
+    for face, uv in zip(surface.faces.numpy(), corners):
         low = np.maximum(np.floor(uv.min(0)).astype(int), 0)
         high = np.minimum(np.ceil(uv.max(0)).astype(int), size - 1)
-        if (high < low).any():
+        e1, e2 = uv[1] - uv[0], uv[2] - uv[0]
+        det = e1[0] * e2[1] - e1[1] * e2[0]
+        if (high < low).any() or abs(det) < 1e-12:
             continue
         cols, rows = np.meshgrid(np.arange(low[0], high[0] + 1), np.arange(low[1], high[1] + 1))
-        points = np.stack([cols.ravel(), rows.ravel()], 1).astype(np.float64)
-        e1, e2, d = uv[1] - uv[0], uv[2] - uv[0], points - uv[0]
-        det = e1[0] * e2[1] - e1[1] * e2[0]
-        if abs(det) < 1e-12:
-            continue
+        d = np.stack([cols.ravel(), rows.ravel()], 1) - uv[0]
         b1 = (d[:, 0] * e2[1] - d[:, 1] * e2[0]) / det
         b2 = (e1[0] * d[:, 1] - e1[1] * d[:, 0]) / det
         inside = (b1 >= -1e-6) & (b2 >= -1e-6) & (b1 + b2 <= 1 + 1e-6)
         weights = np.stack([1 - b1 - b2, b1, b2], 1)[inside]
         r, c = rows.ravel()[inside], cols.ravel()[inside]
-        image[r, c] = weights @ colours[face]
+        image[r, c] = weights @ attributes[face]
         covered[r, c] = True
-    return torch.as_tensor(dilate(image, covered, margin))
+    return image, covered
 
 
 def dilate(image: np.ndarray, covered: np.ndarray, margin: int) -> np.ndarray:
     """Grow the covered texels of ``image`` outward by ``margin`` texels (mean of covered neighbours)."""
-    image, covered = image.copy(), covered.copy()
+    image, covered = image.astype(np.float32), covered.copy()
     kernel = np.ones((3, 3), np.float32)
     for _ in range(margin):
         total = cv2.filter2D(image * covered[..., None], -1, kernel, borderType=cv2.BORDER_CONSTANT)
@@ -63,26 +73,111 @@ def dilate(image: np.ndarray, covered: np.ndarray, margin: int) -> np.ndarray:
     return image
 
 
-#: Linear-RGB albedos (approximate, light skin) used by the procedural texture.
-SKIN = np.array([0.56, 0.33, 0.24], np.float32)
-NAIL = np.array([0.72, 0.50, 0.45], np.float32)
+def bake_vertex_colours(surface: HandSurface, colours, size: int = 256, margin: int = 4) -> torch.Tensor:
+    """(size, size, 3) texture carrying the barycentric blend of per-vertex ``colours`` (V', 3)
+    (closed-surface vertices: the model's, then the cap centres; see :meth:`HandSurface.close`)."""
+    colours = np.asarray(torch.as_tensor(colours).detach().cpu(), dtype=np.float32)
+    if colours.shape != (surface.num_vertices, 3):
+        raise ValueError(f"colours must have shape ({surface.num_vertices}, 3), got {colours.shape}.")
+    image, covered = rasterize_atlas(surface, colours, size)
+    return torch.as_tensor(dilate(image, covered, margin))
 
 
 def skin_colours(vertices, tip_vertex_ids, seed: int = 0, nail_radius_mm: float = 9.0) -> np.ndarray:
-    """Per-vertex albedo (V, 3): skin with smooth blotches and lighter nails at the tips.
-
-    ``vertices`` (V, 3) mm in the hand's rest frame (any pose works; the pattern moves
-    with the surface once baked). A procedural stand-in for a scanned texture.
-    """
+    """Quick per-vertex albedo (V, 3): one skin tone with blotches and lighter fingertips."""
     points = np.asarray(torch.as_tensor(vertices).detach().cpu(), dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    # A few random low-frequency waves: blotches ~2-4 cm across, +-8% in brightness.
-    waves = rng.normal(size=(6, 3)) / rng.uniform(12.0, 25.0, size=(6, 1))
-    phases = rng.uniform(0, 2 * np.pi, size=6)
-    variation = 0.08 * np.sin(points @ waves.T + phases).mean(1, keepdims=True) * np.sqrt(6)
-    colours = SKIN[None] * (1.0 + variation)
+    colours = np.broadcast_to(np.asarray(SKIN_TONES["light"]), points.shape) * (1 + _blotches(points, seed))
     for tip in tip_vertex_ids:
-        distance = np.linalg.norm(points - points[tip], axis=1)
-        weight = np.clip(1.5 - distance / nail_radius_mm, 0.0, 1.0)[:, None]
+        weight = np.clip(1.5 - np.linalg.norm(points - points[tip], axis=1) / nail_radius_mm, 0, 1)[:, None]
         colours = colours * (1 - weight) + NAIL[None] * weight
     return np.clip(colours, 0.0, 1.0).astype(np.float32)
+
+
+def _blotches(points: np.ndarray, seed: int, amplitude: float = 0.08) -> np.ndarray:
+    """(N, 1) smooth relative brightness changes, blotches ~2-4 cm across."""
+    rng = np.random.default_rng(seed)
+    waves = rng.normal(size=(6, 3)) / rng.uniform(12.0, 25.0, size=(6, 1))
+    phases = rng.uniform(0, 2 * np.pi, size=6)
+    return amplitude * np.sin(points @ waves.T + phases).mean(1, keepdims=True) * np.sqrt(6)
+
+
+@dataclass(frozen=True)
+class SkinStyle:
+    """Parameters of the procedural skin (all albedos linear RGB)."""
+
+    tone: str = "light"
+    palm_lightening: float = 0.35  # blend of the palm toward a lighter, pinker tone
+    crease_darkening: float = 0.35  # at the finger joint creases and palm lines
+    crease_width_mm: float = 1.2
+    blotch_amplitude: float = 0.08
+    noise_amplitude: float = 0.03  # fine per-texel noise (relative)
+    nail_length_mm: float = 10.0
+
+
+def skin_texture(surface: HandSurface, rest_vertices, rest_joints, tip_vertex_ids, style: SkinStyle = SkinStyle(),
+                 seed: int = 0, size: int = 1024, side: str = "right") -> torch.Tensor:
+    """(size, size, 3) linear-RGB albedo of a procedural skin, in the model's UV atlas.
+
+    ``rest_vertices`` (V, 3) and ``rest_joints`` (16, 3), both mm, are the hand in its template
+    pose (``flat_hand_mean=True``, zero pose), where the features are placed: creases
+    across each finger joint on the palmar side (and faintly on the back), three palm
+    lines, nails on the back of each fingertip.
+    """
+    from handlib.anatomy import palm_frame
+    from handlib.skeleton import FINGER_JOINTS
+
+    if style.tone not in SKIN_TONES:
+        raise ValueError(f"Unknown skin tone {style.tone!r}; known: {', '.join(SKIN_TONES)}.")
+    rng = np.random.default_rng(seed)
+    vertices = surface.close(torch.as_tensor(rest_vertices, dtype=torch.float64))
+    normals = surface.normals(vertices)
+    joints = np.asarray(torch.as_tensor(rest_joints).detach().cpu(), dtype=np.float64)
+    frame = palm_frame(joints, side)
+    attributes, covered = rasterize_atlas(surface, torch.cat([vertices, normals], 1), size)
+    points, normal = attributes[covered, :3], attributes[covered, 3:]
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    palmar = normal @ frame.palmar  # +1 palm side, -1 back
+
+    base = np.asarray(SKIN_TONES[style.tone])
+    palm_tone = base + (np.array([0.80, 0.55, 0.48]) - base) * 0.5  # lighter and pinker
+    weight = np.clip((palmar - 0.1) / 0.5, 0.0, 1.0)[:, None] * style.palm_lightening
+    colour = base * (1 - weight) + palm_tone * weight
+    colour = colour * (1 + _blotches(points, seed, style.blotch_amplitude))
+
+    # Creases: thin bands across each finger joint (MCP, PIP, DIP), strongest on the palm side.
+    crease = np.zeros(len(points))
+    for finger, chain in FINGER_JOINTS.items():
+        for joint, child in zip(chain, (*chain[1:], None)):
+            centre = joints[joint]
+            axis = (joints[child] - centre) if child is not None else (centre - joints[chain[-2]])
+            axis /= np.linalg.norm(axis)
+            along = (points - centre) @ axis
+            radial = np.linalg.norm((points - centre) - along[:, None] * axis, axis=1)
+            band = np.exp(-0.5 * (along / style.crease_width_mm) ** 2) * (radial < 14.0)
+            side_weight = np.where(palmar > 0, 1.0, 0.35)
+            crease = np.maximum(crease, band * side_weight)
+    # Palm lines: three gently tilted bands across the palm (heart, head, life lines).
+    wrist, middle_base = joints[0], joints[FINGER_JOINTS["middle"][0]]
+    length = np.linalg.norm(middle_base - wrist)
+    in_palm = (palmar > 0.3) & ((points - wrist) @ frame.distal > 0.15 * length) \
+        & ((points - wrist) @ frame.distal < 0.95 * length)
+    for offset, tilt in ((0.78, 0.15), (0.6, -0.1), (0.35, 0.6)):
+        centre = wrist + frame.distal * length * offset
+        direction = frame.distal + tilt * frame.radial
+        direction /= np.linalg.norm(direction)
+        distance = (points - centre) @ direction
+        band = np.exp(-0.5 * (distance / (style.crease_width_mm * 0.8)) ** 2) * in_palm
+        crease = np.maximum(crease, band * 0.8)
+    colour = colour * (1 - style.crease_darkening * crease[:, None])
+
+    # Nails: the back of each fingertip, within nail_length of the tip.
+    model_vertices = vertices[: surface.num_model_vertices].numpy()
+    for tip in tip_vertex_ids:
+        distance = np.linalg.norm(points - model_vertices[tip], axis=1)
+        nail = np.clip((style.nail_length_mm - distance) / 2.0, 0, 1) * np.clip((-palmar - 0.2) / 0.3, 0, 1)
+        colour = colour * (1 - nail[:, None]) + NAIL * nail[:, None]
+
+    colour = colour * (1 + style.noise_amplitude * rng.standard_normal((len(points), 1)))
+    image = np.zeros((size, size, 3), np.float32)
+    image[covered] = np.clip(colour, 0.0, 1.0)
+    return torch.as_tensor(dilate(image, covered, margin=max(4, size // 128)))

@@ -1,0 +1,283 @@
+"""Synthetic InterHand2.6M-like captures with perfect ground truth.
+
+A capture is one subject (shape + procedural skin) performing a sequence that moves
+between named gestures with global motion, filmed by a dome of calibrated cameras
+under a studio-like SH light, and written in InterHand2.6M's layout
+(:mod:`handlib.interhand`). What a refinement method gets as its starting point is
+written where InterHand2.6M has its annotations: ``MANO_NeuralAnnot.json`` holds
+*noisy* MANO parameters (at a requested mean per-vertex error, SMVR's noise level)
+and ``joint_3d.json`` noisy joints. The truth goes beside it, in ``ground_truth/``:
+the true parameters and joints in the same schema, the skin textures, the light,
+each camera's colour response and the occluder bars.
+
+Everything is drawn from one seed, so a capture is reproducible bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from handlib.cameras import dome_cameras
+from handlib.gestures import gesture, gesture_pose, model_hand_pose
+from handlib.hand import HandModel, HandParams
+from handlib.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
+from handlib.render import Renderer, RenderSettings
+from handlib.surface import HandSurface
+from handlib.texture import SKIN_TONES, SkinStyle, skin_texture
+
+#: Where the hand sits in the world (mm) and how far the dome's cameras are from it.
+HAND_CENTRE_MM = np.array([0.0, 0.0, 1000.0])
+DOME_RADIUS_MM = 1000.0
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """What to synthesise. Image size is InterHand2.6M's divided by ``shrink``."""
+
+    cameras: int = 8
+    gestures: tuple[str, ...] = ("open", "fist")
+    subjects: int = 1
+    frames: int = 1
+    noise_mm: float = 5.0
+    joint_noise_mm: float | None = None  # mean 3D error of the noisy joints; default = noise_mm
+    seed: int = 0
+    spp: int = 16
+    texture_size: int = 1024
+    shrink: int = 1
+    directional_light: float = 0.0  # 0: near-uniform studio light; ~1: a strong key light, shadows
+    colour_response: float = 0.0  # spread of each camera's 3x4 colour transform around identity
+    occluded_views: float = 0.0  # fraction of views with a bar in front of the hand
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        for name in self.gestures:
+            gesture(name)  # ValueError for unknown names
+        if self.cameras < 1 or self.subjects < 1 or self.frames < 1:
+            raise ValueError("cameras, subjects and frames must all be at least 1.")
+        if self.noise_mm < 0 or self.shrink < 1 or self.texture_size < 16:
+            raise ValueError("noise_mm must be >= 0, shrink >= 1, texture_size >= 16.")
+        if not 0.0 <= self.occluded_views <= 1.0:
+            raise ValueError(f"occluded_views is a fraction in [0, 1], got {self.occluded_views}.")
+
+
+def studio_light(directional: float, rng: np.random.Generator) -> torch.Tensor:
+    """2-band SH light (4, 3): near-uniform white, plus a key light from a random upper
+    direction of relative strength ``directional`` (which casts shadows)."""
+    light = torch.zeros(4, 3, dtype=torch.float32)
+    light[0] = torch.tensor([1.0, 0.98, 0.95]) * math.sqrt(4 * math.pi)  # radiance ~1 everywhere
+    direction = rng.normal(size=3)
+    direction[2] = abs(direction[2]) + 0.5  # from above (world +z)
+    direction /= np.linalg.norm(direction)
+    # Y_1m = sqrt(3 / 4pi) * (y, z, x) for m = -1, 0, 1; keep the radiance non-negative.
+    strength = min(directional, 0.95) * math.sqrt(4 * math.pi) / math.sqrt(3.0)
+    for row, component in zip((1, 2, 3), (direction[1], direction[2], direction[0])):
+        light[row] = float(strength * component)
+    return light
+
+
+def colour_responses(count: int, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """(count, 3, 4) near-identity affine colour transforms ``rgb' = A rgb + b``."""
+    responses = np.zeros((count, 3, 4))
+    responses[:, :, :3] = np.eye(3)
+    if spread > 0:
+        responses[:, :, :3] += rng.normal(scale=spread, size=(count, 3, 3))
+        responses[:, :, 3] = rng.normal(scale=spread * 0.1, size=(count, 3))
+    return responses
+
+
+def sequence_poses(model: HandModel, names: tuple[str, ...], frames: int, rng: np.random.Generator):
+    """Per frame: hand pose (45, template-relative), global rotation vector (3) and translation
+    (3, m), moving through ``names`` in order; and irregular frame indices (InterHand2.6M's
+    videos skip frames)."""
+    rest = model.rest_joints
+    keys = np.stack([gesture_pose(name, rest) for name in names])
+    steps = np.cumsum(rng.integers(1, 4, size=frames))  # gaps of 1 to 3 frames
+    phase = np.linspace(0.0, len(names) - 1, frames) if frames > 1 else np.zeros(1)
+    low = np.floor(phase).astype(int)
+    high = np.minimum(low + 1, len(names) - 1)
+    t = (phase - low)[:, None]
+    t = t * t * (3 - 2 * t)  # ease in and out
+    poses = keys[low] * (1 - t) + keys[high] * t
+    # Global motion: a random base orientation (palm roughly toward the dome) and a slow drift.
+    base = rng.normal(scale=0.6, size=3)
+    spin = rng.normal(scale=0.25, size=3)
+    drift = rng.normal(scale=0.02, size=3)  # metres over the sequence
+    s = np.linspace(0.0, 1.0, frames)[:, None]
+    orient = base[None] + s * spin[None]
+    transl = (HAND_CENTRE_MM / 1000.0)[None] + s * drift[None]
+    return poses, orient, transl, steps
+
+
+def _params(model: HandModel, pose, orient, transl, betas) -> HandParams:
+    return HandParams.create(1, hand_pose=model_hand_pose(model, pose),
+                             global_orient=torch.tensor(orient, dtype=torch.float32)[None],
+                             transl=torch.tensor(transl, dtype=torch.float32)[None],
+                             betas=torch.tensor(betas, dtype=torch.float32)[None])
+
+
+def centre_on(model: HandModel, params: HandParams, target_mm: np.ndarray) -> HandParams:
+    """Shift ``transl`` so that the hand's vertex centroid sits at ``target_mm``."""
+    with torch.no_grad():
+        centroid = model(params).vertices[0].mean(0).double().numpy()
+    transl = params.transl + torch.tensor((target_mm - centroid) / 1000.0, dtype=params.transl.dtype)[None]
+    return HandParams(params.global_orient, params.hand_pose, params.betas, transl)
+
+
+def perturb(model: HandModel, params: HandParams, noise_mm: float, rng: np.random.Generator,
+            tolerance: float = 0.05) -> tuple[HandParams, float]:
+    """Gaussian noise on pose and shape, scaled so that the mean per-vertex distance to the
+    true hand is ``noise_mm`` within ``tolerance`` (relative). Returns the noisy parameters
+    and the distance reached."""
+    if noise_mm == 0:
+        return params, 0.0
+    direction = {"global_orient": rng.normal(scale=0.3, size=3), "hand_pose": rng.normal(size=45),
+                 "betas": rng.normal(size=10), "transl": rng.normal(scale=0.01, size=3)}
+    with torch.no_grad():
+        truth = model(params).vertices[0]
+
+    def at(scale: float) -> tuple[HandParams, float]:
+        noisy = HandParams(*(getattr(params, name) + torch.tensor(scale * direction[name], dtype=torch.float32)[None]
+                             for name in ("global_orient", "hand_pose", "betas", "transl")))
+        with torch.no_grad():
+            distance = float((model(noisy).vertices[0] - truth).norm(dim=1).mean())
+        return noisy, distance
+
+    low, high = 0.0, 0.05
+    while at(high)[1] < noise_mm:
+        high *= 2.0
+        if high > 100:
+            raise ValueError(f"Cannot reach a mean vertex error of {noise_mm} mm by perturbing pose and shape.")
+    for _ in range(60):
+        middle = (low + high) / 2
+        noisy, distance = at(middle)
+        if abs(distance - noise_mm) <= tolerance * noise_mm * 0.5:
+            return noisy, distance
+        low, high = (middle, high) if distance < noise_mm else (low, middle)
+    return at((low + high) / 2)
+
+
+def interhand_joints(joints21: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(42, 3) world joints and (42,) validity for a right hand (left half invalid, zeros)."""
+    joints = np.zeros((NUM_JOINTS, 3))
+    joints[:21] = joints21
+    valid = np.zeros(NUM_JOINTS)
+    valid[:21] = 1.0
+    return joints, valid
+
+
+def draw_occluder(image: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> dict:
+    """Draw an opaque grey bar across the hand's region (like a rig part in front of it)."""
+    rows, cols = np.nonzero(alpha > 0.5)
+    if len(rows) == 0:
+        return {}
+    centre = np.array([cols.mean(), rows.mean()]) + rng.normal(scale=5.0, size=2)
+    angle = rng.uniform(0, np.pi)
+    half = max(image.shape[:2])
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    start, end = centre - half * direction, centre + half * direction
+    width = int(rng.integers(6, 14) * image.shape[1] / 334)
+    grey = float(rng.uniform(0.15, 0.35))
+    cv2.line(image, tuple(int(v) for v in start), tuple(int(v) for v in end), (grey, grey, grey), max(width, 2))
+    return {"start": start.tolist(), "end": end.tolist(), "width_px": max(width, 2), "grey": grey}
+
+
+def to_srgb8(linear: np.ndarray) -> np.ndarray:
+    linear = np.clip(linear, 0.0, 1.0)
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return (srgb * 255 + 0.5).astype(np.uint8)
+
+
+@dataclass
+class Subject:
+    betas: np.ndarray
+    tone: str
+    texture: torch.Tensor = field(repr=False)
+
+
+def make_subject(model: HandModel, flat: HandModel, surface: HandSurface, size: int,
+                 rng: np.random.Generator) -> Subject:
+    """A random adult hand shape and a procedural skin of a random tone."""
+    betas = rng.normal(scale=0.8, size=10)
+    tone = list(SKIN_TONES)[int(rng.integers(len(SKIN_TONES)))]
+    with torch.no_grad():
+        rest = flat(HandParams.create(1, betas=torch.tensor(betas, dtype=torch.float32)[None]))
+    texture = skin_texture(surface, rest.vertices[0], rest.joints[0], model.tip_vertex_ids, SkinStyle(tone=tone),
+                           seed=int(rng.integers(2**31)), size=size)
+    return Subject(betas, tone, texture)
+
+
+def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) -> Path:
+    """Write a synthetic capture (InterHand2.6M layout + ``ground_truth/``) under ``out``."""
+    out = Path(out)
+    rng = np.random.default_rng(settings.seed)
+    model, flat = HandModel("right"), HandModel("right", flat_hand_mean=True)
+    surface = HandSurface.of(model)
+    size = (334 // settings.shrink, 512 // settings.shrink)
+    focal = 1240.0 / settings.shrink
+    cameras = dome_cameras(settings.cameras, HAND_CENTRE_MM, radius=DOME_RADIUS_MM, seed=settings.seed,
+                           size=size, focal=(focal, focal), jitter_px=12.0 / settings.shrink)
+    responses = colour_responses(len(cameras), settings.colour_response, rng)
+    light = studio_light(settings.directional_light, rng)
+    renderer = Renderer(cameras, surface, RenderSettings(mode="radiance", spp=settings.spp, seed=settings.seed))
+    writer = InterHandWriter(out, settings.split)
+    truth_mano, truth_joints, scene = {}, {}, {"settings": asdict(settings), "light_sh": light.tolist(),
+                                               "cameras": {c.name: c.to_interhand() for c in cameras},
+                                               "colour_response": {}, "subjects": {}, "occluders": {},
+                                               "initial_vertex_error_mm": {}}
+    (out / "ground_truth" / "textures").mkdir(parents=True, exist_ok=True)
+    joint_noise = settings.noise_mm if settings.joint_noise_mm is None else settings.joint_noise_mm
+    seq_name = "synthetic_" + "_".join(settings.gestures)
+    total = settings.subjects * settings.frames
+    bar = tqdm(total=total, desc="synth", unit="frame", disable=not progress)
+    for capture in range(settings.subjects):
+        subject = make_subject(model, flat, surface, settings.texture_size, rng)
+        np.save(out / "ground_truth" / "textures" / f"capture{capture}.npy", subject.texture.numpy().astype(np.float16))
+        cv2.imwrite(str(out / "ground_truth" / "textures" / f"capture{capture}.png"),
+                    cv2.cvtColor(to_srgb8(subject.texture.numpy()), cv2.COLOR_RGB2BGR))
+        scene["subjects"][str(capture)] = {"betas": subject.betas.tolist(), "tone": subject.tone,
+                                           "texture": f"textures/capture{capture}.npy"}
+        poses, orients, transls, indices = sequence_poses(model, settings.gestures, settings.frames, rng)
+        for pose, orient, transl, index in zip(poses, orients, transls, indices):
+            params = centre_on(model, _params(model, pose, orient, transl, subject.betas), HAND_CENTRE_MM)
+            with torch.no_grad():
+                output = model(params)
+                rendered = renderer.render(output.vertices[0], subject.texture, light,
+                                           backgrounds=[(0.03, 0.03, 0.035)] * len(cameras))
+            images, occluders = {}, {}
+            for k, (camera, image, alpha) in enumerate(zip(cameras, rendered.images, rendered.alphas)):
+                linear = image.numpy().astype(np.float64)
+                linear = linear @ responses[k, :, :3].T + responses[k, :, 3]
+                linear = np.ascontiguousarray(linear, dtype=np.float32)
+                if rng.uniform() < settings.occluded_views:
+                    occluders[camera.name] = draw_occluder(linear, alpha.numpy(), rng)
+                images[camera.name] = to_srgb8(linear)
+            noisy, reached = perturb(model, params, settings.noise_mm, rng)
+            true_joints, valid = interhand_joints(output.joints21[0].numpy())
+            noisy_joints = true_joints.copy()
+            if joint_noise > 0:  # isotropic 3D Gaussian: mean norm = sigma * 2 sqrt(2 / pi)
+                sigma = joint_noise / (2.0 * math.sqrt(2.0 / math.pi))
+                noisy_joints[:21] += rng.normal(scale=sigma, size=(21, 3))
+            writer.add_frame(capture, seq_name, int(index), cameras, images,
+                             {"right": mano_entry(noisy), "left": None}, noisy_joints, valid)
+            truth_mano.setdefault(capture, {})[int(index)] = {"right": mano_entry(params), "left": None}
+            truth_joints.setdefault(str(capture), {})[str(int(index))] = {
+                "world_coord": true_joints.tolist(), "joint_valid": valid.reshape(-1, 1).tolist(),
+                "hand_type": "right", "hand_type_valid": 1}
+            scene["occluders"].setdefault(str(capture), {})[str(int(index))] = occluders
+            scene["initial_vertex_error_mm"].setdefault(str(capture), {})[str(int(index))] = reached
+            bar.update()
+    bar.close()
+    scene["colour_response"] = {c.name: responses[k].tolist() for k, c in enumerate(cameras)}
+    writer.close()
+    write_mano_annotations(out / "ground_truth" / "MANO_NeuralAnnot.json", truth_mano)
+    (out / "ground_truth" / "joint_3d.json").write_text(json.dumps(truth_joints))
+    (out / "ground_truth" / "scene.json").write_text(json.dumps(scene, indent=1))
+    return out
+
