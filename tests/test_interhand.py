@@ -17,7 +17,8 @@ ROTATION = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 
 def write_fixture(root, split="test"):
     """Two cameras (portrait 400262, landscape 400263) of Capture0, sequence ROM03, frames 21640
-    and 21641; frame 21640 has a right hand and a null left hand and joint 3 invalid."""
+    and 21641; frame 21640 has a right hand, a null left hand and joint 3 invalid; frame 21641
+    a left hand only."""
     images = []
     for index, (cam, size) in enumerate([("400262", (334, 512)), ("400263", (512, 334))] * 2):
         frame = 21640 if index < 2 else 21641
@@ -37,7 +38,8 @@ def write_fixture(root, split="test"):
                     "21641": {"world_coord": np.ones((42, 3)).tolist(), "joint_valid": [[1]] * 42,
                               "hand_type": "right", "hand_type_valid": 1}}}
     right = {"pose": [0.1] * 48, "shape": [0.2] * 10, "trans": [0.01, 0.02, 0.03]}
-    mano = {"0": {"21640": {"right": right, "left": None}, "21641": {"right": right, "left": None}}}
+    left = {"pose": [-0.1] * 48, "shape": [0.3] * 10, "trans": [-0.01, 0.02, 0.5]}
+    mano = {"0": {"21640": {"right": right, "left": None}, "21641": {"right": None, "left": left}}}
     for kind, value in (("data", {"images": images, "annotations": annotations}), ("camera", camera),
                         ("joint_3d", joints), ("MANO_NeuralAnnot", mano)):
         path = annotation_path(root, split, kind)
@@ -66,6 +68,9 @@ def test_reads_the_published_schema(tmp_path):
     assert frame.joints.shape == (42, 3) and frame.joints[1, 0] == 3.0
     assert frame.joint_valid.sum() == 41 and not frame.joint_valid[3]
     assert frame.image("400263").shape == (334, 512, 3)
+    second = frames[1]
+    assert second.mano["right"] is None and second.hand_type == "right"
+    assert torch.allclose(second.hand_params("left").betas, torch.full((1, 10), 0.3))
     assert reader.skipped == []
 
 
@@ -132,6 +137,16 @@ def test_per_frame_problems_are_recorded(tmp_path):
     assert "NaN" in reasons and "21641" in reasons
     with pytest.raises(ValueError, match="no image for camera"):
         frames[0].image("400262")
+
+
+def test_nan_mano_parameters_skip_the_frame(tmp_path):
+    write_fixture(tmp_path)
+    mano = json.loads(annotation_path(tmp_path, "test", "MANO_NeuralAnnot").read_text())
+    mano["0"]["21640"]["right"]["trans"][1] = float("nan")
+    annotation_path(tmp_path, "test", "MANO_NeuralAnnot").write_text(json.dumps(mano))
+    reader = InterHandReader(tmp_path, "test")
+    assert [f.frame for f in reader] == [21641]
+    assert len(reader.skipped) == 1 and "MANO_NeuralAnnot.json capture 0 frame 21640 right" in reader.skipped[0][1]
 
 
 def test_corrupt_image_names_the_file(tmp_path):
