@@ -107,7 +107,7 @@ def sensor_dict(camera: Camera, spp: int) -> dict:
     }
 
 
-def _hand_mesh(surface: HandSurface, props: dict, with_normals: bool) -> mi.Mesh:
+def hand_mesh(surface: HandSurface, props: dict, with_normals: bool) -> mi.Mesh:
     """The welded hand mesh (no UVs: textures read corner UVs, see handlib.uvtexture)."""
     properties = mi.Properties()
     for key, value in props.items():
@@ -283,16 +283,16 @@ class Renderer:
             integrator = _integrator(settings, settings.mode)
             if settings.mode == "reflectance":
                 hand = {"bsdf": black, "emitter": mi.load_dict({"type": "area", "radiance": texture})}
-                self._hand = _scene(self.cameras, spp, _hand_mesh(surface, hand, False), integrator)
+                self._hand = _scene(self.cameras, spp, hand_mesh(surface, hand, False), integrator)
             else:
                 hand = {"bsdf": mi.load_dict({"type": "diffuse", "reflectance": texture})}
                 height, width = settings.envmap_size
                 light = {"light": {"type": "envmap", "bitmap": mi.Bitmap(np.ones((height, width, 3), np.float32))}}
-                self._hand = _scene(self.cameras, spp, _hand_mesh(surface, hand, True), integrator, light)
+                self._hand = _scene(self.cameras, spp, hand_mesh(surface, hand, True), integrator, light)
             self._hand_params = mi.traverse(self._hand)
         # The coverage (alpha) pass, also the geometry the raster baseline casts its rays at.
         coverage = {"bsdf": black, "emitter": {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}}
-        self._coverage = _scene(self.cameras, spp, _hand_mesh(surface, coverage, False),
+        self._coverage = _scene(self.cameras, spp, hand_mesh(surface, coverage, False),
                                 _integrator(settings, "reflectance"))
         self._coverage_params = mi.traverse(self._coverage)
 

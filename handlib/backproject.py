@@ -1,0 +1,73 @@
+"""Initial colour maps: the observations back-projected onto a hand mesh, per texel.
+
+Every texel of the atlas is a point on the hand (:func:`handlib.texture.rasterize_atlas`).
+Each camera that sees that point (in front of it, facing it, and not hidden by the hand
+itself: a ray cast from the camera centre must first hit the hand there) contributes its
+pixel colour, weighted by how squarely it sees the surface. Texels no camera sees get the
+mean colour of those that were seen.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import mitsuba as mi
+import numpy as np
+import torch
+
+from handlib.cameras import Camera
+from handlib.render import hand_mesh
+from handlib.surface import HandSurface
+from handlib.texture import dilate, rasterize_atlas
+
+#: A texel point counts as visible when the camera ray hits within this distance of it (mm).
+VISIBILITY_TOLERANCE_MM = 1.0
+
+
+def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    x = np.clip(xy[:, 0] - 0.5, 0, width - 1)
+    y = np.clip(xy[:, 1] - 0.5, 0, height - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    tx, ty = (x - x0)[:, None], (y - y0)[:, None]
+    top = image[y0, x0] * (1 - tx) + image[y0, x1] * tx
+    bottom = image[y1, x0] * (1 - tx) + image[y1, x1] * tx
+    return top * (1 - ty) + bottom * ty
+
+
+def backproject_texture(surface: HandSurface, vertices: torch.Tensor, cameras: Sequence[Camera],
+                        images: Sequence[np.ndarray], size: int = 512) -> tuple[torch.Tensor, float]:
+    """(size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
+    whose model ``vertices`` (V, 3) mm are given, and the fraction of texels some camera saw."""
+    closed = surface.close(vertices.detach().double())
+    attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
+    points, normals = attributes[covered, :3], attributes[covered, 3:]
+    mesh = hand_mesh(surface, {}, False)
+    params = mi.traverse(mesh)
+    params["vertex_positions"] = mi.Float(closed.numpy().astype(np.float32).ravel())
+    params.update()
+    scene = mi.load_dict({"type": "scene", "hand": mesh})
+    total = np.zeros((len(points), 3))
+    weight = np.zeros(len(points))
+    for camera, image in zip(cameras, images):
+        to_point = points - camera.campos
+        distance = np.linalg.norm(to_point, axis=1)
+        direction = to_point / distance[:, None]
+        facing = -(normals * direction).sum(1)
+        pixels, depth = camera.project(points)
+        inside = (depth > 0) & (facing > 0.05) & (pixels[:, 0] >= 0) & (pixels[:, 1] >= 0) \
+            & (pixels[:, 0] < camera.width) & (pixels[:, 1] < camera.height)
+        ray = mi.Ray3f(mi.Point3f(*(float(v) for v in camera.campos)), mi.Vector3f(*direction.T.astype(np.float32)))
+        hit = scene.ray_intersect_preliminary(ray)
+        t = np.asarray(hit.t)
+        visible = inside & np.isfinite(t) & (t > distance - VISIBILITY_TOLERANCE_MM)
+        colours = _bilinear(np.asarray(image, dtype=np.float64), pixels[visible])
+        total[visible] += colours * facing[visible, None]
+        weight[visible] += facing[visible]
+    seen = weight > 0
+    colour = np.zeros((len(points), 3))
+    colour[seen] = total[seen] / weight[seen, None]
+    colour[~seen] = colour[seen].mean(0) if seen.any() else 0.5
+    texture = np.zeros((size, size, 3), np.float32)
+    texture[covered] = colour
+    return torch.as_tensor(dilate(texture, covered, margin=max(4, size // 64))), float(seen.mean())

@@ -1,0 +1,30 @@
+"""Optimisation schedules as data: stages that say what is optimised, for how long."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``iterations`` Adam steps on the variable groups in ``optimise`` (others frozen)."""
+
+    optimise: tuple[str, ...]
+    iterations: int
+
+
+def total_iterations(stages: tuple[Stage, ...]) -> int:
+    return sum(stage.iterations for stage in stages)
+
+
+#: SMVR section 3.3: warm-up on the colour map, then blocks of 20 iterations on the colour map
+#: and 80 on the geometry, the last 30 split 20 / 10; 230 in all.
+SMVR_SCHEDULE = (
+    Stage(("colour",), 20), Stage(("geometry",), 80),
+    Stage(("colour",), 20), Stage(("geometry",), 80),
+    Stage(("colour",), 20), Stage(("geometry",), 10),
+)
+
+
+def scaled(stages: tuple[Stage, ...], factor: float) -> tuple[Stage, ...]:
+    """The same schedule with every stage's length scaled (at least 1 iteration each)."""
+    return tuple(Stage(stage.optimise, max(1, round(stage.iterations * factor))) for stage in stages)

@@ -1,0 +1,205 @@
+"""SMVR: per-frame multi-view refinement of a MANO hand (BMVC 2021, section 3).
+
+Unknowns: corrections delta-h to the initial MANO estimate h (global rotation 3, pose 45,
+shape 10, translation 3) and a UV colour map c; optionally one linear colour transform per
+camera (photo-consistency up to a colour transform). Energy::
+
+    E(dh, c) = E1(dh, c) + lambda E2(dh)
+    E1 = sum over cameras of the mean over pixels of f1(O_i, T_i(R(G_v(h + dh), c, C_i)))
+    E2 = mean over valid joints and coordinates of smooth_l1(J, G_J(h + dh); gamma = 5 mm)
+
+with f1 MAE or the occlusion-aware error (eq. 4), R the ``reflectance`` render (hand over
+each camera's background estimate) and T_i the camera's colour transform. Images are
+compared as the dataset stores them (sRGB-encoded intensities in [0, 1]); the colour map
+lives in the same space, so the render is a plain colour transfer.
+
+Staying near the initial estimate (the paper's Figure 2): the search is a few hundred
+small Adam steps from dh = 0, the joint term ties the hand to the annotated joints, and a
+state whose loss is not finite or exceeds ``divergence_factor`` times the first one stops
+the run, which then returns the best state seen.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from handlib import losses, metrics
+from handlib.backproject import backproject_texture
+from handlib.cameras import Camera
+from handlib.hand import HandModel, HandParams
+from handlib.render import Generator, Renderer, RenderSettings
+from handlib.schedule import SMVR_SCHEDULE, Stage
+from handlib.surface import HandSurface
+
+GEOMETRY = ("global_orient", "hand_pose", "betas", "transl")
+
+
+@dataclass(frozen=True)
+class SMVRSettings:
+    """Settings of one refinement. Learning rates are per Adam step, in the parameters' units
+    (radians, shape units, metres, colour-map intensities)."""
+
+    loss: str = "occlusion_aware"  # or "mae"
+    joint_weight: float = 1e-4  # lambda; E1 is a per-pixel mean, E2 a per-coordinate mean in mm
+    schedule: tuple[Stage, ...] = SMVR_SCHEDULE
+    lr_global_orient: float = 2e-3
+    lr_hand_pose: float = 5e-3
+    lr_betas: float = 1e-2
+    lr_transl: float = 2e-4
+    lr_colour: float = 1e-2
+    lr_colour_transform: float = 1e-3
+    colour_transforms: bool = True
+    texture_size: int = 512
+    generator: Generator = "raytrace"
+    spp: int = 4
+    silhouette_spp: int = 1
+    seed: int = 0
+    divergence_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.loss not in losses.PHOTOMETRIC:
+            raise ValueError(f"loss must be one of {sorted(losses.PHOTOMETRIC)}, got {self.loss!r}.")
+        for stage in self.schedule:
+            unknown = set(stage.optimise) - {"geometry", "colour"}
+            if unknown or stage.iterations < 0:
+                raise ValueError(f"Bad schedule stage {stage}: optimise 'geometry' and/or 'colour'.")
+
+
+@dataclass
+class SMVRResult:
+    params: HandParams  # refined (best state)
+    texture: torch.Tensor  # (S, S, 3) colour map
+    colour_transforms: torch.Tensor  # (C, 3, 4)
+    history: list[dict] = field(repr=False)
+    diverged: bool
+    best_iteration: int
+    seconds: float
+
+
+def background_colours(images: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor], margin: int = 15):
+    """Per camera, the median colour (3,) of the pixels away from the hand (alpha dilated by ``margin``)."""
+    colours = []
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    for image, alpha in zip(images, alphas):
+        near = cv2.dilate((alpha.numpy() > 0).astype(np.uint8), kernel) > 0
+        pixels = image.numpy()[~near]
+        colours.append(torch.tensor(np.median(pixels, axis=0) if len(pixels) else np.zeros(3), dtype=torch.float32))
+    return colours
+
+
+def apply_colour_transform(image: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+    """``rgb' = A rgb + b`` for an (H, W, 3) image and a (3, 4) transform [A | b]."""
+    return image @ transform[:, :3].T + transform[:, 3]
+
+
+def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[np.ndarray], initial: HandParams,
+                 target_joints: torch.Tensor | None = None, joint_valid: torch.Tensor | None = None,
+                 settings: SMVRSettings = SMVRSettings(), truth: HandParams | None = None,
+                 progress: bool = False) -> SMVRResult:
+    """Refine ``initial`` (batch 1) against ``images`` (uint8 or float (H, W, 3) per camera).
+
+    ``target_joints`` (21, 3) mm in InterHand2.6M order (the joint term is dropped without
+    them); ``truth`` adds eps_v / eps_j to the history.
+    """
+    start = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    surface = HandSurface.of(model)
+    observed = [torch.as_tensor(np.asarray(image, dtype=np.float32) / (255.0 if np.asarray(image).dtype == np.uint8
+                                                                        else 1.0)) for image in images]
+    for camera, image in zip(cameras, observed):
+        if tuple(image.shape) != (camera.height, camera.width, 3):
+            raise ValueError(f"Image of camera {camera.name} has shape {tuple(image.shape)}, expected "
+                             f"({camera.height}, {camera.width}, 3).")
+    renderer = Renderer(cameras, surface, RenderSettings(generator=settings.generator, spp=settings.spp,
+                                                         silhouette_spp=settings.silhouette_spp,
+                                                         seed=settings.seed))
+    with torch.no_grad():
+        initial_out = model(initial)
+        first = renderer.render(initial_out.vertices[0], torch.full((4, 4, 3), 0.5))
+    backgrounds = background_colours(observed, first.alphas)
+    texture0, _ = backproject_texture(surface, initial_out.vertices[0], cameras, [o.numpy() for o in observed],
+                                      settings.texture_size)
+
+    delta = {name: torch.zeros_like(getattr(initial, name), requires_grad=True) for name in GEOMETRY}
+    colour = texture0.clone().requires_grad_(True)
+    transforms = torch.cat([torch.eye(3), torch.zeros(3, 1)], 1).repeat(len(cameras), 1, 1)
+    transforms.requires_grad_(settings.colour_transforms)
+    lr = {"global_orient": settings.lr_global_orient, "hand_pose": settings.lr_hand_pose,
+          "betas": settings.lr_betas, "transl": settings.lr_transl}
+    optimisers = {
+        "geometry": torch.optim.Adam([{"params": [delta[n]], "lr": lr[n]} for n in GEOMETRY]),
+        "colour": torch.optim.Adam([{"params": [colour], "lr": settings.lr_colour}]
+                                   + ([{"params": [transforms], "lr": settings.lr_colour_transform}]
+                                      if settings.colour_transforms else [])),
+    }
+    photometric = losses.PHOTOMETRIC[settings.loss]
+    if target_joints is not None:
+        target_joints = torch.as_tensor(target_joints, dtype=torch.float32).reshape(21, 3)
+        valid = torch.ones(21, dtype=torch.bool) if joint_valid is None else torch.as_tensor(joint_valid).bool()
+    truth_out = None
+    if truth is not None:
+        with torch.no_grad():
+            truth_out = model(truth)
+
+    def current() -> HandParams:
+        return HandParams(*(getattr(initial, n) + delta[n] for n in GEOMETRY))
+
+    history, best = [], (math.inf, -1, None)
+    first_loss = None
+    diverged = False
+    total = sum(stage.iterations for stage in settings.schedule)
+    bar = tqdm(total=total, desc="smvr", unit="it", disable=not progress)
+    iteration = 0
+    for stage in settings.schedule:
+        active = [optimisers[group] for group in stage.optimise]
+        for _ in range(stage.iterations):
+            params = current()
+            output = model(params)
+            rendered = renderer.render(output.vertices[0], colour.clamp(0.0, 1.0), backgrounds=backgrounds)
+            images_out = [apply_colour_transform(image, t) for image, t in zip(rendered.images, transforms)]
+            e1 = sum(photometric(o, r).mean() for o, r in zip(observed, images_out))
+            e2 = torch.zeros(())
+            if target_joints is not None:
+                e2 = losses.smooth_l1(target_joints[valid], output.joints21[0][valid]).mean()
+            energy = e1 + settings.joint_weight * e2
+            value = float(energy.detach())
+            record = {"iteration": iteration, "stage": "+".join(stage.optimise), "E": value, "E1": float(e1.detach()),
+                      "E2": float(e2.detach())}
+            with torch.no_grad():
+                record["backprojection"] = metrics.backprojection_error(
+                    observed, [i.detach().clamp(0, 1) for i in images_out], rendered.alphas)
+                if truth_out is not None:
+                    record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices[0])
+                    record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21[0])
+            history.append(record)
+            if first_loss is None:
+                first_loss = value
+            if not math.isfinite(value) or value > settings.divergence_factor * first_loss:
+                diverged = True
+                break
+            if value < best[0]:
+                best = (value, iteration, ({n: d.detach().clone() for n, d in delta.items()},
+                                           colour.detach().clone(), transforms.detach().clone()))
+            for optimiser in active:
+                optimiser.zero_grad()
+            energy.backward()
+            for optimiser in active:
+                optimiser.step()
+            iteration += 1
+            bar.update()
+        if diverged:
+            break
+    bar.close()
+    if best[2] is None:
+        best = (first_loss, 0, ({n: torch.zeros_like(d) for n, d in delta.items()}, texture0, transforms.detach()))
+    best_delta, best_colour, best_transforms = best[2]
+    refined = HandParams(*(getattr(initial, n).detach() + best_delta[n] for n in GEOMETRY))
+    return SMVRResult(refined, best_colour.clamp(0.0, 1.0), best_transforms, history, diverged, best[1],
+                      time.perf_counter() - start)
