@@ -60,3 +60,21 @@ def test_smoke_refinement_reduces_vertex_error(tmp_path):
     assert after < 0.85 * before, (before, after)  # measured: 5.1 -> 3.85 mm with 57 iterations
     assert result.history[-1]["backprojection"] < result.history[0]["backprojection"]
     assert not result.diverged and len(result.history) == 57
+
+
+@pytest.mark.slow
+def test_refine_command_writes_interhand_annotations(tmp_path):
+    from handlib.cli import main
+
+    data = synthesize(tmp_path / "capture", SynthSettings(cameras=3, gestures=("fist",), shrink=4, spp=4,
+                                                          texture_size=64, seed=2), progress=False)
+    frame = next(iter(InterHandReader(data, "test")))
+    args = ["refine", "--data", str(data), "--capture", "0", "--seq", frame.seq_name, "--frame", str(frame.frame),
+            "--schedule-scale", "0.05", "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
+    written = json.loads((tmp_path / "out" / "MANO_NeuralAnnot.json").read_text())
+    refined = HandParams.from_interhand(written["0"][str(frame.frame)]["right"])
+    assert written["0"][str(frame.frame)]["left"] is None and refined.hand_pose.shape == (1, 45)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert len(metrics["history"]) == 12 and (tmp_path / "out" / "colour_map.png").is_file()
+    assert main(args[:8] + ["999"] + args[9:]) == 2  # a frame that does not exist
