@@ -57,10 +57,10 @@ def run_one(config: dict) -> dict:
     from handlib import lighting
     from handlib.cameras import dome_cameras, film_space
     from handlib.hand import HandModel, HandParams
-    from handlib.raster import sample_positions
+    from handlib.raster import first_hits, sample_positions
     from handlib.render import Renderer, RenderSettings
     from handlib.surface import HandSurface
-    from handlib.texture import bake_vertex_colours, skin_colours
+    from handlib.texture import model_skin_texture
 
     hand = HandModel("right")
     surface = HandSurface.of(hand)
@@ -69,7 +69,7 @@ def run_one(config: dict) -> dict:
     scale = width / 334
     cameras = dome_cameras(config["views"], vertices.mean(0).numpy(), size=(width, height),
                            focal=(1240.0 * scale, 1240.0 * scale), jitter_px=10.0 * scale)
-    texture = bake_vertex_colours(surface, skin_colours(surface.close(vertices), hand.tip_vertex_ids), 512)
+    texture = model_skin_texture(hand, size=512)
     light = lighting.uniform(0.8)
     light[2] = torch.tensor([0.4, 0.4, 0.4])
     settings = RenderSettings(mode=config["mode"], generator=config["generator"], spp=config["spp"])
@@ -95,21 +95,14 @@ def run_one(config: dict) -> dict:
 
     # Plain primary rays at the same mesh, same count: views x pixels x spp.
     scene, params = renderer._coverage, renderer._coverage_params
-    rays = []
-    for camera in cameras:
-        pixels = sample_positions(camera, config["spp"], generator).reshape(-1, 2).numpy()
-        (fx, _), (cx, cy) = camera.focal, camera.princpt
-        d = np.stack([(pixels[:, 0] - cx) / fx, (pixels[:, 1] - cy) / fx, np.ones(len(pixels))], 1)
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        rays.append((film_space(camera, vertices).float().reshape(-1).numpy(),
-                     mi.Ray3f(mi.Point3f(0.0, 0.0, 0.0), mi.Vector3f(*d.T.astype(np.float32)))))
+    views = [(camera, film_space(camera, surface.close(vertices)).float().reshape(-1).numpy(),
+              sample_positions(camera, config["spp"], generator).reshape(-1, 2)) for camera in cameras]
 
     def cast():
-        for positions, ray in rays:
+        for camera, positions, pixels in views:
             params["hand.vertex_positions"] = mi.Float(positions)
             params.update()
-            hit = scene.ray_intersect_preliminary(ray)
-            dr.eval(hit.t, hit.prim_index)
+            first_hits(scene, camera, pixels)  # returns numpy: the rays have been cast
         dr.sync_thread()
 
     cast()

@@ -30,7 +30,7 @@ from handlib.hand import HandModel, HandParams
 from handlib.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
 from handlib.render import Renderer, RenderSettings
 from handlib.surface import HandSurface
-from handlib.texture import SKIN_TONES, SkinStyle, skin_texture
+from handlib.texture import SKIN_TONES, SkinStyle, model_skin_texture
 
 #: Where the hand sits in the world (mm) and how far the dome's cameras are from it.
 HAND_CENTRE_MM = np.array([0.0, 0.0, 1000.0])
@@ -201,15 +201,11 @@ class Subject:
     texture: torch.Tensor = field(repr=False)
 
 
-def make_subject(model: HandModel, flat: HandModel, surface: HandSurface, size: int,
-                 rng: np.random.Generator) -> Subject:
+def make_subject(model: HandModel, size: int, rng: np.random.Generator) -> Subject:
     """A random adult hand shape and a procedural skin of a random tone."""
     betas = rng.normal(scale=0.8, size=10)
     tone = list(SKIN_TONES)[int(rng.integers(len(SKIN_TONES)))]
-    with torch.no_grad():
-        rest = flat(HandParams.create(1, betas=torch.tensor(betas, dtype=torch.float32)[None]))
-    texture = skin_texture(surface, rest.vertices[0], rest.joints[0], model.tip_vertex_ids, SkinStyle(tone=tone),
-                           seed=int(rng.integers(2**31)), size=size)
+    texture = model_skin_texture(model, SkinStyle(tone=tone), betas, seed=int(rng.integers(2**31)), size=size)
     return Subject(betas, tone, texture)
 
 
@@ -217,7 +213,7 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
     """Write a synthetic capture (InterHand2.6M layout + ``ground_truth/``) under ``out``."""
     out = Path(out)
     rng = np.random.default_rng(settings.seed)
-    model, flat = HandModel("right"), HandModel("right", flat_hand_mean=True)
+    model = HandModel("right")
     surface = HandSurface.of(model)
     size = (334 // settings.shrink, 512 // settings.shrink)
     focal = 1240.0 / settings.shrink
@@ -237,7 +233,7 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
     total = settings.subjects * settings.frames
     bar = tqdm(total=total, desc="synth", unit="frame", disable=not progress)
     for capture in range(settings.subjects):
-        subject = make_subject(model, flat, surface, settings.texture_size, rng)
+        subject = make_subject(model, settings.texture_size, rng)
         np.save(out / "ground_truth" / "textures" / f"capture{capture}.npy", subject.texture.numpy().astype(np.float16))
         cv2.imwrite(str(out / "ground_truth" / "textures" / f"capture{capture}.png"),
                     cv2.cvtColor(to_srgb8(subject.texture.numpy()), cv2.COLOR_RGB2BGR))

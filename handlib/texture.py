@@ -83,16 +83,6 @@ def bake_vertex_colours(surface: HandSurface, colours, size: int = 256, margin: 
     return torch.as_tensor(dilate(image, covered, margin))
 
 
-def skin_colours(vertices, tip_vertex_ids, seed: int = 0, nail_radius_mm: float = 9.0) -> np.ndarray:
-    """Quick per-vertex albedo (V, 3): one skin tone with blotches and lighter fingertips."""
-    points = np.asarray(torch.as_tensor(vertices).detach().cpu(), dtype=np.float64)
-    colours = np.broadcast_to(np.asarray(SKIN_TONES["light"]), points.shape) * (1 + _blotches(points, seed))
-    for tip in tip_vertex_ids:
-        weight = np.clip(1.5 - np.linalg.norm(points - points[tip], axis=1) / nail_radius_mm, 0, 1)[:, None]
-        colours = colours * (1 - weight) + NAIL[None] * weight
-    return np.clip(colours, 0.0, 1.0).astype(np.float32)
-
-
 def _blotches(points: np.ndarray, seed: int, amplitude: float = 0.08) -> np.ndarray:
     """(N, 1) smooth relative brightness changes, blotches ~2-4 cm across."""
     rng = np.random.default_rng(seed)
@@ -181,3 +171,18 @@ def skin_texture(surface: HandSurface, rest_vertices, rest_joints, tip_vertex_id
     image = np.zeros((size, size, 3), np.float32)
     image[covered] = np.clip(colour, 0.0, 1.0)
     return torch.as_tensor(dilate(image, covered, margin=max(4, size // 128)))
+
+
+def model_skin_texture(model, style: SkinStyle = SkinStyle(), betas=None, seed: int = 0,
+                       size: int = 1024) -> torch.Tensor:
+    """:func:`skin_texture` for a :class:`handlib.hand.HandModel` of shape ``betas`` (10,),
+    its features placed on the model's template pose (whatever its ``flat_hand_mean``)."""
+    from handlib.gestures import model_hand_pose
+    from handlib.hand import HandParams
+
+    surface = HandSurface.of(model)
+    betas = torch.zeros(1, 10) if betas is None else torch.as_tensor(betas, dtype=torch.float32).reshape(1, 10)
+    with torch.no_grad():
+        rest = model(HandParams.create(1, hand_pose=model_hand_pose(model, np.zeros(45)), betas=betas))
+    return skin_texture(surface, rest.vertices[0], rest.joints[0], model.tip_vertex_ids, style, seed=seed,
+                        size=size, side=model.side)
