@@ -3,7 +3,8 @@
 Every texel of the atlas is a point on the hand (:func:`handlib.texture.rasterize_atlas`).
 Each camera that sees that point (in front of it, facing it, and not hidden by the hand
 itself: a ray cast from the camera centre must first hit the hand there) contributes its
-pixel colour, weighted by how squarely it sees the surface. Texels no camera sees get the
+pixel colour, weighted by the squared cosine of its viewing angle (grazing views, below
+``MIN_FACING``, are left out). Texels no camera sees get the
 mean colour of those that were seen.
 """
 from __future__ import annotations
@@ -21,6 +22,9 @@ from handlib.texture import dilate, rasterize_atlas
 
 #: A texel point counts as visible when the camera ray hits within this distance of it (mm).
 VISIBILITY_TOLERANCE_MM = 1.0
+#: Views more grazing than this (cosine between the normal and the view ray) are left out:
+#: near the silhouette of a misplaced initial mesh they mostly see the background.
+MIN_FACING = 0.3
 
 
 def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -55,15 +59,15 @@ def backproject_texture(surface: HandSurface, vertices: torch.Tensor, cameras: S
         direction = to_point / distance[:, None]
         facing = -(normals * direction).sum(1)
         pixels, depth = camera.project(points)
-        inside = (depth > 0) & (facing > 0.05) & (pixels[:, 0] >= 0) & (pixels[:, 1] >= 0) \
+        inside = (depth > 0) & (facing > MIN_FACING) & (pixels[:, 0] >= 0) & (pixels[:, 1] >= 0) \
             & (pixels[:, 0] < camera.width) & (pixels[:, 1] < camera.height)
         ray = mi.Ray3f(mi.Point3f(*(float(v) for v in camera.campos)), mi.Vector3f(*direction.T.astype(np.float32)))
         hit = scene.ray_intersect_preliminary(ray)
         t = np.asarray(hit.t)
         visible = inside & np.isfinite(t) & (t > distance - VISIBILITY_TOLERANCE_MM)
         colours = _bilinear(np.asarray(image, dtype=np.float64), pixels[visible])
-        total[visible] += colours * facing[visible, None]
-        weight[visible] += facing[visible]
+        total[visible] += colours * facing[visible, None] ** 2  # frontal views count most
+        weight[visible] += facing[visible] ** 2
     seen = weight > 0
     colour = np.zeros((len(points), 3))
     colour[seen] = total[seen] / weight[seen, None]
