@@ -13,6 +13,10 @@ each camera's background estimate) and T_i the camera's colour transform. Images
 compared as the dataset stores them (sRGB-encoded intensities in [0, 1]); the colour map
 lives in the same space, so the render is a plain colour transfer.
 
+A colour map baked from a misplaced mesh holds the misplacement (background colours on
+texels near the silhouette), and the geometry then drifts to fit it: with ``rebake_colour``
+the map is back-projected again from the refined geometry after every geometry stage.
+
 Staying near the initial estimate (the paper's Figure 2): the search is a few hundred
 small Adam steps from dh = 0, the joint term ties the hand to the annotated joints, and a
 state whose loss is not finite or exceeds ``divergence_factor`` times the first one stops
@@ -62,6 +66,9 @@ class SMVRSettings:
     silhouette_spp: int = 1
     seed: int = 0
     divergence_factor: float = 10.0
+    # Re-back-project the colour map from the current geometry after each geometry stage (a handlib
+    # addition: the paper updates c by gradient only). Dev case, half schedule: eps_v 2.76 -> 2.50 mm.
+    rebake_colour: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in losses.PHOTOMETRIC:
@@ -196,6 +203,11 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
             bar.update()
         if diverged:
             break
+        if settings.rebake_colour and "geometry" in stage.optimise:
+            with torch.no_grad():
+                baked, _ = backproject_texture(surface, model(current()).vertices[0], cameras,
+                                               [o.numpy() for o in observed], settings.texture_size)
+                colour.copy_(baked)
     bar.close()
     if best[2] is None:
         best = (first_loss, 0, ({n: torch.zeros_like(d) for n, d in delta.items()}, texture0, transforms.detach()))
