@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from handlib import lighting
-from handlib.cameras import Camera, film_space
+from handlib.cameras import Camera, film_space, project_camera_points
 from handlib.surface import HandSurface
 from handlib.uvtexture import corner_uv_texture
 
@@ -85,16 +85,26 @@ class Rendered:
     alphas: tuple[torch.Tensor, ...]
 
 
+def sensor_intrinsics(camera: Camera, window: tuple[int, int, int, int] | None = None) -> dict:
+    """Mitsuba perspective-sensor settings that image the ``window`` (x0, y0, width, height;
+    the whole image by default) of ``camera`` in film space: a square-pixel sensor of focal fx
+    whose principal point is moved by the window's offset."""
+    x0, y0, width, height = window if window is not None else (0, 0, int(camera.width), int(camera.height))
+    (fx, _), (cx, cy) = camera.focal, camera.princpt
+    return {"x_fov": math.degrees(2.0 * math.atan(width / (2.0 * fx))),
+            "principal_point_offset_x": (width / 2.0 - (cx - x0)) / width,
+            "principal_point_offset_y": (height / 2.0 - (cy - y0)) / height}
+
+
 def sensor_dict(camera: Camera, spp: int) -> dict:
     """A Mitsuba perspective sensor at the film-space origin that images like ``camera``."""
     width, height = int(camera.width), int(camera.height)
-    (fx, _), (cx, cy) = camera.focal, camera.princpt
+    intrinsics = sensor_intrinsics(camera)
     return {
         "type": "perspective",
         "fov_axis": "x",
-        "fov": math.degrees(2.0 * math.atan(width / (2.0 * fx))),
-        "principal_point_offset_x": (width / 2.0 - cx) / width,
-        "principal_point_offset_y": (height / 2.0 - cy) / height,
+        "fov": intrinsics.pop("x_fov"),
+        **intrinsics,
         "near_clip": 1.0,  # mm
         "far_clip": 1.0e6,
         # +z forward, x right, y down: OpenCV's camera frame, as InterHand2.6M's.
@@ -162,10 +172,9 @@ def hand_window(camera: Camera, positions: torch.Tensor, margin: float = 2.0) ->
     """(x0, y0, width, height) of the image region the hand can touch: the bounding box of
     its film-space ``positions`` projected, plus ``margin`` pixels, grown to multiples of
     :data:`WINDOW_STEP` and clipped to the image. Outside it every pixel is background."""
-    points = positions.detach().double()
-    (fx, _), (cx, cy) = camera.focal, camera.princpt
-    x = points[:, 0] / points[:, 2] * fx + cx
-    y = points[:, 1] / points[:, 2] * fx + cy
+    fx = camera.focal[0]
+    pixels = project_camera_points(positions.detach().double(), np.array([fx, fx]), camera.princpt)
+    x, y = pixels.unbind(-1)
     box = []
     for low, high, size in ((x.min(), x.max(), camera.width), (y.min(), y.max(), camera.height)):
         start, stop = max(0, math.floor(low - margin)), min(size, math.ceil(high + margin))
@@ -177,23 +186,21 @@ def hand_window(camera: Camera, positions: torch.Tensor, margin: float = 2.0) ->
     return box[0][0], box[1][0], box[0][1], box[1][1]
 
 
-def _set_window(scene, params, sensor: int, window, camera: Camera) -> None:
+def _set_window(scene, sensor: int, window, camera: Camera) -> None:
     """Turn the sensor into the camera of the window alone: a film of the window's size
     with the principal point moved by its offset. (Mitsuba's film crop windows would do
     the same for the image, but its projective edge sampling then lost half the
     silhouette gradient.)"""
     sensor_object = scene.sensors()[sensor]
-    x0, y0, width, height = window
+    _, _, width, height = window
     # Set on every launch: Mitsuba merges identical sensors and films, so one camera's
     # window can change another's; the scene's map names only one of the merged paths.
     sensor_params = mi.traverse(sensor_object)
-    (fx, _), (cx, cy) = camera.focal, camera.princpt
     sensor_params["film.size"] = mi.ScalarVector2u(width, height)
     sensor_params["film.crop_size"] = mi.ScalarVector2u(width, height)
     sensor_params["film.crop_offset"] = mi.ScalarPoint2u(0, 0)
-    sensor_params["x_fov"] = math.degrees(2.0 * math.atan(width / (2.0 * fx)))
-    sensor_params["principal_point_offset_x"] = (width / 2.0 - (cx - x0)) / width
-    sensor_params["principal_point_offset_y"] = (height / 2.0 - (cy - y0)) / height
+    for key, value in sensor_intrinsics(camera, window).items():
+        sensor_params[key] = value
     sensor_params.update()
 
 
@@ -214,7 +221,7 @@ class _Launch(torch.autograd.Function):
         with dr.suspend_grad():
             for key, value in zip(keys, values):
                 params[key] = _to_drjit(key, value, False)
-            _set_window(scene, params, sensor, window, camera)
+            _set_window(scene, sensor, window, camera)
             params.update()
             crop = mi.render(scene, params, sensor=sensor, seed=seed)  # spp: the integrator's
         image[y0:y0 + height, x0:x0 + width] = crop.torch().to(image.device)
@@ -231,7 +238,7 @@ class _Launch(torch.autograd.Function):
         inputs = [_to_drjit(key, value, need) for key, value, need in zip(keys, values, wanted)]
         for key, value in zip(keys, inputs):
             params[key] = value
-        _set_window(scene, params, sensor, window, camera)
+        _set_window(scene, sensor, window, camera)
         params.update()
         grad_crop = grad_image[y0:y0 + height, x0:x0 + width].to(torch.float32).contiguous()
         scene.integrator().render_backward(scene, params, mi.TensorXf(grad_crop), sensor=sensor,
