@@ -213,6 +213,7 @@ class InterHandWriter:
                   joints: np.ndarray | None = None, joint_valid: np.ndarray | None = None,
                   hand_type: str = "right") -> None:
         """Add one frame. ``images``: camera name -> RGB uint8 (H, W, 3); ``mano``: side -> entry or None."""
+        valid = np.ones(NUM_JOINTS) if joint_valid is None else np.asarray(joint_valid, dtype=float)
         calibration = self.calibration.setdefault(str(capture), {k: {} for k in ("campos", "camrot", "focal",
                                                                                    "princpt")})
         for camera in cameras:
@@ -223,7 +224,6 @@ class InterHandWriter:
             self.images.append({"id": image_id, "file_name": file_name, "width": int(camera.width),
                                 "height": int(camera.height), "capture": int(capture), "subject": int(capture),
                                 "seq_name": seq_name, "camera": camera.name, "frame_idx": int(frame)})
-            valid = np.ones(NUM_JOINTS) if joint_valid is None else np.asarray(joint_valid, dtype=float)
             self.annotations.append({"id": image_id, "image_id": image_id, "bbox": [0, 0, camera.width,
                                                                                     camera.height],
                                      "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(), "hand_type": hand_type,
@@ -232,7 +232,6 @@ class InterHandWriter:
                 self._write_image(self.root / "images" / self.split / file_name, images[camera.name], camera)
         if joints is not None:
             joints = np.asarray(joints, dtype=np.float64).reshape(NUM_JOINTS, 3)
-            valid = np.ones(NUM_JOINTS) if joint_valid is None else np.asarray(joint_valid, dtype=float)
             self.joints.setdefault(str(capture), {})[str(frame)] = {
                 "world_coord": joints.tolist(), "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(),
                 "hand_type": hand_type, "hand_type_valid": 1}

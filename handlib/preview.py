@@ -9,6 +9,8 @@ from __future__ import annotations
 import mitsuba as mi
 import numpy as np
 
+from handlib.texture import to_srgb8
+
 SKIN = (0.75, 0.55, 0.45)
 
 
@@ -66,8 +68,7 @@ def render_preview(
     })
     rgba = np.asarray(mi.render(scene, spp=spp))  # premultiplied: emitters hidden
     rgb = rgba[..., :3] + (1.0 - rgba[..., 3:4])  # over white
-    srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.clip(rgb, 0, None) ** (1 / 2.4) - 0.055)
-    return (np.clip(srgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return to_srgb8(rgb)
 
 
 #: Views of a hand in its own frame (+x toward the fingers, -y out of the palm):

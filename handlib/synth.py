@@ -30,7 +30,7 @@ from handlib.hand import HandModel, HandParams
 from handlib.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
 from handlib.render import Renderer, RenderSettings
 from handlib.surface import HandSurface
-from handlib.texture import SKIN_TONES, SkinStyle, model_skin_texture
+from handlib.texture import SKIN_TONES, SkinStyle, model_skin_texture, to_srgb8
 
 #: Where the hand sits in the world (mm) and how far the dome's cameras are from it.
 HAND_CENTRE_MM = np.array([0.0, 0.0, 1000.0])
@@ -186,12 +186,6 @@ def draw_occluder(image: np.ndarray, alpha: np.ndarray, rng: np.random.Generator
     grey = float(rng.uniform(0.15, 0.35))
     cv2.line(image, tuple(int(v) for v in start), tuple(int(v) for v in end), (grey, grey, grey), max(width, 2))
     return {"start": start.tolist(), "end": end.tolist(), "width_px": max(width, 2), "grey": grey}
-
-
-def to_srgb8(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0.0, 1.0)
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return (srgb * 255 + 0.5).astype(np.uint8)
 
 
 @dataclass

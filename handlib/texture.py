@@ -32,6 +32,13 @@ SKIN_TONES = {
 NAIL = np.array([0.75, 0.55, 0.50], np.float32)
 
 
+def to_srgb8(linear: np.ndarray) -> np.ndarray:
+    """Linear RGB (..., 3) -> sRGB-encoded uint8 (IEC 61966-2-1 transfer curve), clipped to [0, 1]."""
+    linear = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return (srgb * 255 + 0.5).astype(np.uint8)
+
+
 def rasterize_atlas(surface: HandSurface, attributes, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-texel barycentric blend (size, size, k) of per-vertex ``attributes`` (V', k), and
     the mask of texels whose centre lies in some triangle."""
