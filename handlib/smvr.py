@@ -39,7 +39,7 @@ from handlib.backproject import backproject_texture
 from handlib.cameras import Camera
 from handlib.hand import HandModel, HandParams
 from handlib.render import Generator, Renderer, RenderSettings
-from handlib.schedule import SMVR_SCHEDULE, Stage
+from handlib.schedule import SMVR_SCHEDULE, Stage, total_iterations
 from handlib.surface import HandSurface
 
 GEOMETRY = ("global_orient", "hand_pose", "betas", "transl")
@@ -131,8 +131,8 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
         initial_out = model(initial)
         first = renderer.render(initial_out.vertices[0], torch.full((4, 4, 3), 0.5))
     backgrounds = background_colours(observed, first.alphas)
-    texture0, _ = backproject_texture(surface, initial_out.vertices[0], cameras, [o.numpy() for o in observed],
-                                      settings.texture_size)
+    observed_arrays = [o.numpy() for o in observed]
+    texture0, _ = backproject_texture(surface, initial_out.vertices[0], cameras, observed_arrays, settings.texture_size)
 
     delta = {name: torch.zeros_like(getattr(initial, name), requires_grad=True) for name in GEOMETRY}
     colour = texture0.clone().requires_grad_(True)
@@ -161,8 +161,7 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
     history, best = [], (math.inf, -1, None)
     first_loss = None
     diverged = False
-    total = sum(stage.iterations for stage in settings.schedule)
-    bar = tqdm(total=total, desc="smvr", unit="it", disable=not progress)
+    bar = tqdm(total=total_iterations(settings.schedule), desc="smvr", unit="it", disable=not progress)
     iteration = 0
     for stage in settings.schedule:
         active = [optimisers[group] for group in stage.optimise]
@@ -205,8 +204,8 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
             break
         if settings.rebake_colour and "geometry" in stage.optimise:
             with torch.no_grad():
-                baked, _ = backproject_texture(surface, model(current()).vertices[0], cameras,
-                                               [o.numpy() for o in observed], settings.texture_size)
+                baked, _ = backproject_texture(surface, model(current()).vertices[0], cameras, observed_arrays,
+                                               settings.texture_size)
                 colour.copy_(baked)
     bar.close()
     if best[2] is None:
