@@ -7,7 +7,7 @@ import torch
 from handlib import anatomy
 from handlib.assets import OPEN_HAND_RIGHT
 from handlib.hand import HandModel, HandParams
-from handlib.skeleton import FINGER_JOINTS, INTERHAND_JOINTS, interhand_from_mano_tips
+from handlib.skeleton import INTERHAND_JOINTS, interhand_from_mano_tips
 
 ASSET = dict(np.load(OPEN_HAND_RIGHT))
 

@@ -49,11 +49,10 @@ def write_fixture(root, split="test"):
         path = root / "images" / split / record["file_name"]
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), np.full((record["height"], record["width"], 3), 90, np.uint8))
-    return right
 
 
 def test_reads_the_published_schema(tmp_path):
-    right = write_fixture(tmp_path)
+    write_fixture(tmp_path)
     reader = InterHandReader(tmp_path, "test")
     frames = list(reader)
     assert [f.key for f in frames] == [(0, "ROM03_RT_No_Occlusion", 21640), (0, "ROM03_RT_No_Occlusion", 21641)]

@@ -1,7 +1,6 @@
 """SH lighting maths and the closed hand surface."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,13 +1,11 @@
 """The multi-view renderer: agrees with OpenCV's projection, with the raster baseline,
 with closed-form SH shading; composites backgrounds; refuses bad input."""
-import math
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from handlib import lighting
 from handlib.cameras import dome_cameras
 from handlib.hand import HandParams
 from handlib.render import Renderer, RenderSettings
