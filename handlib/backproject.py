@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from handlib.cameras import Camera
+from handlib.raster import sample_texture
 from handlib.render import hand_mesh
 from handlib.surface import HandSurface
 from handlib.texture import dilate, rasterize_atlas
@@ -25,18 +26,6 @@ VISIBILITY_TOLERANCE_MM = 1.0
 #: Views more grazing than this (cosine between the normal and the view ray) are left out:
 #: near the silhouette of a misplaced initial mesh they mostly see the background.
 MIN_FACING = 0.3
-
-
-def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
-    x = np.clip(xy[:, 0] - 0.5, 0, width - 1)
-    y = np.clip(xy[:, 1] - 0.5, 0, height - 1)
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
-    tx, ty = (x - x0)[:, None], (y - y0)[:, None]
-    top = image[y0, x0] * (1 - tx) + image[y0, x1] * tx
-    bottom = image[y1, x0] * (1 - tx) + image[y1, x1] * tx
-    return top * (1 - ty) + bottom * ty
 
 
 def backproject_texture(surface: HandSurface, vertices: torch.Tensor, cameras: Sequence[Camera],
@@ -65,7 +54,9 @@ def backproject_texture(surface: HandSurface, vertices: torch.Tensor, cameras: S
         hit = scene.ray_intersect_preliminary(ray)
         t = np.asarray(hit.t)
         visible = inside & np.isfinite(t) & (t > distance - VISIBILITY_TOLERANCE_MM)
-        colours = _bilinear(np.asarray(image, dtype=np.float64), pixels[visible])
+        image = torch.as_tensor(np.asarray(image, dtype=np.float64))
+        extent = np.array([camera.width, camera.height], dtype=np.float64)
+        colours = sample_texture(image, torch.as_tensor(pixels[visible] / extent)).numpy()
         total[visible] += colours * facing[visible, None] ** 2  # frontal views count most
         weight[visible] += facing[visible] ** 2
     seen = weight > 0
