@@ -19,7 +19,7 @@ LLVM_PKG := libllvm19
 test: $(STAMPS)/venv-test
 	$(PY) -m pytest -q
 
-book: $(STAMPS)/venv-book
+book: $(STAMPS)/venv-book $(STAMPS)/chromium
 	$(PY) -m handlib.book $(if $(PROFILE),--profile $(PROFILE))
 	@echo "Open book/_build/html/index.html"
 
@@ -32,6 +32,15 @@ $(STAMPS)/system:
 	  echo "Installing $(LLVM_PKG) and python3-venv with apt"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(LLVM_PKG) python3-venv >/dev/null; \
+	fi
+	@touch $@
+
+# Chromium (Debian's package): kaleido draws the figures' PNG copies with it; browser tests open the book.
+$(STAMPS)/chromium: | $(STAMPS)/system
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "Installing chromium with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
 	@touch $@
 

@@ -77,8 +77,20 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT) -> list
     return outputs
 
 
+def bundle_plotly(root: Path = ROOT) -> Path:
+    """Copy the installed plotly.js into ``book/_static`` (every page loads it: the book's
+    figures stay interactive offline, with no CDN)."""
+    from plotly.offline import get_plotlyjs
+
+    target = root / "book" / "_static" / "plotly.min.js"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(get_plotlyjs(), encoding="utf-8")
+    return target
+
+
 def build_book(root: Path = ROOT) -> Path:
     """``jupyter-book build book/`` with Sphinx warnings as errors; the HTML folder."""
+    bundle_plotly(root)
     # The jupyter-book beside this interpreter (make runs .venv/bin/python without
     # activating the venv, so PATH may hold another, e.g. an online-only 2.x).
     beside = Path(sys.executable).with_name("jupyter-book")

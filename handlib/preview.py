@@ -102,3 +102,23 @@ def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_V
             row.append(image)
         rows.append(np.concatenate(row, axis=1))
     return np.concatenate(rows, axis=0)
+
+
+def outline_overlay(image: np.ndarray, camera, meshes: list[tuple[np.ndarray, tuple[int, int, int]]], faces: np.ndarray,
+                    upscale: int = 4, thickness: int = 1) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 RGB, enlarged ``upscale`` times, with the silhouette outline of
+    each mesh ((V, 3) mm world vertices, RGB colour) as ``camera`` sees it drawn over it."""
+    import cv2
+
+    height, width = image.shape[:2]
+    canvas = cv2.resize(image, (width * upscale, height * upscale), interpolation=cv2.INTER_NEAREST)
+    for vertices, colour in meshes:
+        pixels, depth = camera.project(np.asarray(vertices, dtype=np.float64))
+        mask = np.zeros(canvas.shape[:2], np.uint8)
+        corners = np.round(pixels[faces] * upscale * 8).astype(np.int32)  # 3 bits of sub-pixel precision
+        in_front = (depth[faces] > 0).all(1)
+        for triangle in corners[in_front]:  # one by one: fillPoly's even-odd rule would cut overlaps out
+            cv2.fillConvexPoly(mask, triangle, 255, lineType=cv2.LINE_8, shift=3)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,53 @@
+"""What the experiment notebooks publish: tidy result tables and plotly figures.
+
+Tables go to ``results/<profile>/<name>.csv`` (one row per measurement), so a figure can be
+redrawn from them without re-running an experiment. Figures are plotly: :func:`show`
+displays one interactively (in Jupyter, and in the book, whose pages load the plotly.js
+bundled with the book rather than a CDN) and saves a PNG of it in ``figures/``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path("results")
+FIGURES = Path("figures")
+
+
+def save_table(rows, name: str, profile: str, folder: Path = RESULTS) -> pd.DataFrame:
+    """Write ``rows`` (records or a DataFrame) to ``folder/profile/name.csv``; the DataFrame."""
+    table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    path = Path(folder) / profile / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
+def load_table(name: str, profile: str, folder: Path = RESULTS) -> pd.DataFrame | None:
+    """The table ``name`` of ``profile``, or None when that experiment has not run."""
+    path = Path(folder) / profile / f"{name}.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def show(figure, name: str | None = None, width: int = 900, height: int = 420, folder: Path = FIGURES) -> None:
+    """Display a plotly ``figure`` and, when ``name`` is given, save it as ``folder/name.png``.
+
+    The output carries plotly's own MIME type (JupyterLab draws it) and an HTML div that
+    expects plotly.js on the page (the book provides it), so nothing is fetched online.
+    """
+    from IPython.display import display
+
+    figure.update_layout(width=width, height=height, template="plotly_white")
+    if name is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        try:
+            figure.write_image(str(Path(folder) / f"{name}.png"), width=width, height=height, scale=2)
+        except Exception as err:  # kaleido needs a Chromium; say how to get one
+            raise RuntimeError(f"Saving {name}.png needs kaleido and Chromium (apt install chromium; "
+                               f"`make book` installs both): {err}") from err
+    figure.update_layout(width=None, autosize=True)
+    html = figure.to_html(full_html=False, include_plotlyjs=False, default_width="100%",
+                          default_height=f"{height}px", config={"displaylogo": False})
+    display({"application/vnd.plotly.v1+json": json.loads(figure.to_json()), "text/html": html}, raw=True)

@@ -1,0 +1,142 @@
+"""Synthetic refinement studies: a frame made to order, refined, measured as one table row.
+
+The papers' experiments (noise sweeps, image generators, camera counts) are loops over
+cases. A :class:`Case` names what is synthesised (gesture, subject, initial error,
+occluders); :func:`make_problem` writes it as an InterHand2.6M-layout capture and reads it
+back through :class:`~handlib.interhand.InterHandReader`, exactly as a real capture is
+read; :func:`refine_problem` runs SMVR and returns a flat record (the tidy row the
+notebooks collect into tables and draw figures from).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from handlib import metrics
+from handlib.backproject import surface_scene, visible_points
+from handlib.cameras import Camera
+from handlib.hand import HandModel, HandParams
+from handlib.interhand import InterHandReader
+from handlib.smvr import SMVRResult, SMVRSettings, refine_frame
+from handlib.surface import HandSurface
+from handlib.synth import SynthSettings, synthesize
+
+
+@dataclass(frozen=True)
+class Case:
+    """One synthetic refinement problem. ``subject`` seeds the hand's shape and skin, the rig's
+    jitter and the noise draw; ``occluded`` is the fraction of views with a bar in front."""
+
+    gesture: str
+    subject: int
+    noise_mm: float = 5.0
+    occluded: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.gesture}_s{self.subject}_n{self.noise_mm:g}_o{self.occluded:g}"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Size of the synthetic capture: cameras, image size (InterHand2.6M's 334x512 / shrink),
+    samples per pixel of the 'observed' images, texture size of the true skin."""
+
+    cameras: int = 8
+    shrink: int = 4
+    spp: int = 16
+    texture_size: int = 512
+
+
+@dataclass
+class Problem:
+    """What a refinement gets (cameras, images, initial MANO, noisy target joints) and the truth."""
+
+    case: Case
+    model: HandModel
+    cameras: list[Camera]
+    images: list[np.ndarray]
+    initial: HandParams
+    joints: torch.Tensor  # (21, 3) mm, noisy
+    joint_valid: torch.Tensor
+    truth: HandParams
+
+
+def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Problem:
+    """Synthesise ``case`` under ``root`` (one frame, right hand) and load it as a refinement would."""
+    out = Path(root) / case.key
+    if not (out / "ground_truth" / "scene.json").is_file():
+        synthesize(out, SynthSettings(cameras=scale.cameras, gestures=(case.gesture,), noise_mm=case.noise_mm,
+                                      seed=case.subject, spp=scale.spp, texture_size=scale.texture_size,
+                                      shrink=scale.shrink, occluded_views=case.occluded), progress=False)
+    frame = next(iter(InterHandReader(out, "test")))
+    truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
+    cameras = [frame.cameras[name] for name in sorted(frame.cameras)]
+    return Problem(case, HandModel("right"), cameras, [frame.image(c.name) for c in cameras],
+                   frame.hand_params("right"), torch.tensor(frame.joints[:21]), torch.tensor(frame.joint_valid[:21]),
+                   HandParams.from_interhand(truth[str(frame.capture)][str(frame.frame)]["right"]))
+
+
+def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> tuple[float, float]:
+    """(eps_v, eps_j) in mm of ``params`` against ``truth``."""
+    with torch.no_grad():
+        estimate, reference = model(params), model(truth)
+    return (metrics.vertex_error(estimate.vertices[0], reference.vertices[0]),
+            metrics.joint_error(estimate.joints21[0], reference.joints21[0]))
+
+
+def refine_problem(problem: Problem, settings: SMVRSettings = SMVRSettings(),
+                   camera_names: Sequence[str] | None = None) -> tuple[dict, SMVRResult]:
+    """Refine ``problem`` with SMVR (on a subset of its cameras if named); the tidy record and the result."""
+    chosen = [k for k, c in enumerate(problem.cameras) if camera_names is None or c.name in camera_names]
+    if not chosen:
+        raise ValueError(f"None of the cameras {list(camera_names or [])} is in the problem.")
+    result = refine_frame(problem.model, [problem.cameras[k] for k in chosen], [problem.images[k] for k in chosen],
+                          problem.initial, problem.joints, problem.joint_valid, settings, truth=problem.truth)
+    eps_v0, eps_j0 = geometry_errors(problem.model, problem.initial, problem.truth)
+    eps_v, eps_j = geometry_errors(problem.model, result.params, problem.truth)
+    first, last = result.history[0], result.history[min(result.best_iteration, len(result.history) - 1)]
+    record = {**asdict(problem.case), "case": problem.case.key, "cameras": len(chosen), "loss": settings.loss,
+              "generator": settings.generator, "eps_v_before": eps_v0, "eps_v_after": eps_v,
+              "eps_j_before": eps_j0, "eps_j_after": eps_j, "backprojection_before": first["backprojection"],
+              "backprojection_after": last["backprojection"], "iterations": len(result.history),
+              "diverged": result.diverged, "seconds": result.seconds}
+    return record, result
+
+
+def face_samples(surface: HandSurface, vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroids (F, 3), unit normals and areas (mm^2) of the model's own faces (not the wrist cap)."""
+    v = np.asarray(vertices.detach(), dtype=np.float64)
+    faces = surface.faces.numpy()
+    faces = faces[(faces < surface.num_model_vertices).all(1)]
+    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    cross = np.cross(b - a, c - a)
+    area = np.linalg.norm(cross, axis=1) / 2
+    return (a + b + c) / 3, cross / np.maximum(2 * area, 1e-12)[:, None], area
+
+
+def greedy_camera_order(model: HandModel, params: HandParams, cameras: Sequence[Camera],
+                        min_facing: float = 0.2) -> tuple[list[str], list[float]]:
+    """SMVR's equation 6: order cameras so that each next one adds the most newly visible hand
+    surface. Returns the camera names in that order and comp(C_1..i), the fraction of the
+    hand's area seen by at least one of the first i cameras."""
+    surface = HandSurface.of(model)
+    with torch.no_grad():
+        vertices = model(params).vertices[0].double()
+    closed = surface.close(vertices)
+    points, normals, area = face_samples(surface, vertices)
+    scene = surface_scene(surface, closed)
+    seen_by = {c.name: visible_points(scene, c, points, normals, min_facing)[0] for c in cameras}
+    order, coverage, seen = [], [], np.zeros(len(points), bool)
+    remaining = dict(seen_by)
+    while remaining:
+        name = max(remaining, key=lambda n: (area[remaining[n] & ~seen].sum(), n))
+        seen |= remaining.pop(name)
+        order.append(name)
+        coverage.append(float(area[seen].sum() / area.sum()))
+    return order, coverage

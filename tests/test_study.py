@@ -1,0 +1,67 @@
+"""Experiment plumbing: synthetic problems, the camera order of SMVR's equation 6, overlays, tables."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from handlib import report
+from handlib.preview import outline_overlay
+from handlib.study import Case, Scale, face_samples, greedy_camera_order, make_problem
+from handlib.surface import HandSurface
+
+
+@pytest.fixture(scope="module")
+def problem(tmp_path_factory):
+    return make_problem(tmp_path_factory.mktemp("study"), Case("open", 3, noise_mm=4.0),
+                        Scale(cameras=5, shrink=4, spp=4, texture_size=64))
+
+
+def test_problem_reads_back_what_was_synthesised(problem):
+    assert len(problem.cameras) == len(problem.images) == 5
+    assert problem.images[0].shape == (problem.cameras[0].height, problem.cameras[0].width, 3)
+    with torch.no_grad():
+        error = (problem.model(problem.initial).vertices - problem.model(problem.truth).vertices).norm(dim=-1).mean()
+    assert abs(float(error) - 4.0) < 0.2
+
+
+def test_greedy_camera_order_maximises_new_surface_each_step(problem):
+    with torch.no_grad():
+        vertices = problem.model(problem.initial).vertices[0].double()
+    _, _, area = face_samples(HandSurface.of(problem.model), vertices)
+    assert abs(area.sum() - 4e4) < 3e4  # a hand's skin is a few hundred cm^2
+    order, coverage = greedy_camera_order(problem.model, problem.initial, problem.cameras)
+    assert sorted(order) == sorted(c.name for c in problem.cameras)
+    assert all(b >= a for a, b in zip(coverage, coverage[1:])) and 0.2 < coverage[0] < coverage[-1] <= 1.0
+    # The first camera alone sees at least as much as any other camera alone.
+    alone = [greedy_camera_order(problem.model, problem.initial, [c])[1][0] for c in problem.cameras]
+    assert coverage[0] == pytest.approx(max(alone))
+    # A second camera at the first one's place adds nothing once the first is in.
+    first = next(c for c in problem.cameras if c.name == order[0])
+    twin = dataclasses.replace(first, name="999999")
+    order2, coverage2 = greedy_camera_order(problem.model, problem.initial, [*problem.cameras, twin])
+    later = max(order2.index(twin.name), order2.index(first.name))
+    assert later > 0 and coverage2[later] == pytest.approx(coverage2[later - 1])
+
+
+def test_outline_overlay_traces_the_projected_silhouette(problem):
+    camera = problem.cameras[0]
+    with torch.no_grad():
+        vertices = problem.model(problem.truth).vertices[0].numpy()
+    blank = np.zeros_like(problem.images[0])
+    canvas = outline_overlay(blank, camera, [(vertices, (255, 0, 0))], problem.model.faces.numpy(), upscale=2)
+    rows, cols = np.nonzero(canvas[..., 0] > 128)
+    pixels, _ = camera.project(vertices.astype(np.float64))
+    assert len(rows) > 50
+    assert abs(cols.min() / 2 - pixels[:, 0].min()) < 1.5 and abs(cols.max() / 2 - pixels[:, 0].max()) < 1.5
+    assert abs(rows.min() / 2 - pixels[:, 1].min()) < 1.5 and abs(rows.max() / 2 - pixels[:, 1].max()) < 1.5
+    centre = np.round(pixels.mean(0) * 2).astype(int)  # the outline only: the inside stays blank
+    assert canvas[centre[1], centre[0]].sum() == 0 or canvas[..., 0].sum() < 0.3 * 255 * canvas[..., 0].size
+
+
+def test_tables_round_trip(tmp_path):
+    rows = [{"case": "a", "eps_v": 1.5}, {"case": "b", "eps_v": 2.0}]
+    report.save_table(rows, "t", "smoke", folder=tmp_path)
+    table = report.load_table("t", "smoke", folder=tmp_path)
+    assert table.to_dict("records") == rows
+    assert report.load_table("t", "quick", folder=tmp_path) is None
