@@ -1,7 +1,7 @@
 # handlib: the two commands of the README, each doing its own set-up on a fresh
 # Debian/Ubuntu machine (as root, or with sudo).
-#   make test   system libraries, .venv, handlib[test]; run the tests
-#   make book   system libraries, .venv, handlib[book]; run the notebooks, build book/
+#   make test   system libraries, Chromium, .venv, handlib[test,book]; run the tests (the smoke book too)
+#   make book   system libraries, Chromium, MathJax, .venv, handlib[book]; run the notebooks, build book/
 # Re-running is fast: each set-up step is redone only when its inputs change.
 
 SHELL := /bin/bash
@@ -16,10 +16,11 @@ LLVM_PKG := libllvm19
 
 .PHONY: test book system clean
 
-test: $(STAMPS)/venv-test
+# The tests include building the book (smoke profile) and reading it in Chromium.
+test: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
 	$(PY) -m pytest -q
 
-book: $(STAMPS)/venv-book $(STAMPS)/chromium
+book: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
 	$(PY) -m handlib.book $(if $(PROFILE),--profile $(PROFILE))
 	@echo "Open book/_build/html/index.html"
 
@@ -43,6 +44,11 @@ $(STAMPS)/chromium: | $(STAMPS)/system
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
 	@touch $@
+
+# MathJax from the npm registry, so the book's equations render offline (digest checked by handlib.book).
+$(STAMPS)/mathjax-3.2.2.tgz:
+	@mkdir -p $(STAMPS)
+	curl -fsSL -o $@.part https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz && mv $@.part $@
 
 $(VENV)/bin/python: | $(STAMPS)/system
 	$(PYTHON) -m venv $(VENV)

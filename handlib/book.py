@@ -11,6 +11,9 @@ stops the run with its error; the book is not built from half the experiments.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +31,7 @@ class Experiment:
     name: str
     notebook: Path  # relative to the repository root
     parameters: dict[str, dict] = field(default_factory=dict)  # profile -> parameters
+    after: tuple[str, ...] = ()  # experiments whose results this one reads (their changes re-run it)
 
 
 @dataclass(frozen=True)
@@ -54,25 +58,107 @@ def load_registry(path: Path) -> Registry:
         unknown = set(params) - set(profiles)
         if unknown:
             raise ValueError(f"{path}: experiment {entry['name']!r} has parameters for unknown profiles {sorted(unknown)}.")
-        experiments.append(Experiment(entry["name"], Path(entry["notebook"]), {k: dict(v or {}) for k, v in params.items()}))
+        after = tuple(entry.get("after") or ())
+        known = {e.name for e in experiments}
+        if not set(after) <= known:
+            raise ValueError(f"{path}: experiment {entry['name']!r} comes after {sorted(set(after) - known)}, "
+                             "which are not listed before it.")
+        experiments.append(Experiment(entry["name"], Path(entry["notebook"]),
+                                      {k: dict(v or {}) for k, v in params.items()}, after))
     return Registry(default, profiles, tuple(experiments))
 
 
-def run_experiments(registry: Registry, profile: str, root: Path = ROOT) -> list[Path]:
-    """Execute every notebook into ``book/`` for ``profile``; return the executed paths."""
+def code_digest() -> str:
+    """sha256 over handlib's own files (code and assets): a change to the library re-runs everything."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in {".py", ".npz", ".json"}:
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(experiment: Experiment, params: dict, root: Path, code: str, earlier: dict[str, str]) -> str:
+    """Key of one run: the source notebook, its parameters, handlib's code, and the keys of the
+    experiments it reads results from."""
+    digest = hashlib.sha256((root / experiment.notebook).read_bytes())
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    digest.update(code.encode())
+    for name in experiment.after:
+        digest.update(earlier[name].encode())
+    return digest.hexdigest()
+
+
+def machine_record() -> dict:
+    """What a run ran on: handlib commit, Mitsuba variant, CPU and GPU models."""
+    import platform
+
+    import handlib
+
+    def command(*args: str) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=20, cwd=ROOT).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = command("git", "rev-parse", "--short=12", "HEAD") or "unknown"
+    if command("git", "status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else \
+        platform.processor()
+    gpu = command("nvidia-smi", "--query-gpu=name", "--format=csv,noheader").replace("\n", ", ") or "none"
+    return {"handlib": f"{handlib.__version__}, commit {commit}", "mitsuba_variant": handlib.VARIANT,
+            "cpu": f"{cpu} ({os.cpu_count()} logical cores)", "gpu": gpu, "python": platform.python_version()}
+
+
+def record_run(path: Path, record: dict) -> None:
+    """Append the run record to an executed notebook, as metadata and as a last markdown cell."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["handlib_run"] = record
+    rows = "\n".join(f"| {key.replace('_', ' ')} | {value} |" for key, value in record.items() if key != "key")
+    notebook.cells.append(nbformat.v4.new_markdown_cell(
+        f"```{{admonition}} Run record\n:class: note\n\n| | |\n|---|---|\n{rows}\n```"))
+    nbformat.write(notebook, path)
+
+
+def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: bool = False) -> list[Path]:
+    """Execute every notebook into ``book/`` for ``profile``; return the executed paths.
+
+    A notebook whose cache key (:func:`cache_key`) matches its last run is not run again,
+    unless ``force``. A failing notebook raises papermill's error, which shows the cell.
+    """
     import papermill
 
     if profile not in registry.profiles:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(registry.profiles)}.")
-    outputs = []
+    code, machine = code_digest(), None
+    cache = root / "book" / "_cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    outputs, keys = [], {}
     for experiment in registry.experiments:
         source = root / experiment.notebook
         target = root / "book" / f"{experiment.name}.ipynb"
         params = {"profile": profile, **experiment.parameters.get(profile, {})}
+        key = keys[experiment.name] = cache_key(experiment, params, root, code, keys)
+        stamp = cache / f"{experiment.name}.json"
+        if not force and target.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+            print(f"[{experiment.name}] unchanged since its last run ({profile}); not re-run", flush=True)
+            outputs.append(target)
+            continue
+        stamp.unlink(missing_ok=True)
+        machine = machine or machine_record()
         start = time.time()
         print(f"[{experiment.name}] running {experiment.notebook} ({profile})", flush=True)
         papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(root), progress_bar=False)
-        print(f"[{experiment.name}] done in {time.time() - start:.0f} s", flush=True)
+        seconds = time.time() - start
+        record = {"profile": profile, "parameters": json.dumps(params), **machine,
+                  "wall_time": f"{seconds:.0f} s", "finished": time.strftime("%Y-%m-%d %H:%M %Z"), "key": key}
+        record_run(target, record)
+        stamp.write_text(json.dumps(record, indent=1))
+        print(f"[{experiment.name}] done in {seconds:.0f} s", flush=True)
         outputs.append(target)
     return outputs
 
@@ -88,9 +174,43 @@ def bundle_plotly(root: Path = ROOT) -> Path:
     return target
 
 
+#: MathJax 3 as published on npm; `make book` downloads it (checked against this digest).
+MATHJAX_TARBALL = Path(".make") / "mathjax-3.2.2.tgz"
+MATHJAX_SHA256 = "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09"
+MATHJAX_PARTS = ("tex-chtml.js", "output/", "input/", "ui/", "a11y/", "adaptors/")
+
+
+def bundle_mathjax(root: Path = ROOT) -> Path | None:
+    """Unpack MathJax's browser build into ``book/_static/mathjax`` (the book's ``mathjax_path``),
+    so equations render offline. Without the tarball (only `make book` fetches it) the book
+    still builds; its equations then show as TeX source unless the reader is online."""
+    import hashlib
+    import tarfile
+
+    target = root / "book" / "_static" / "mathjax"
+    if (target / "tex-chtml.js").is_file():
+        return target
+    tarball = root / MATHJAX_TARBALL
+    if not tarball.is_file():
+        print(f"note: {MATHJAX_TARBALL} not found (`make book` downloads it); equations need MathJax online.")
+        return None
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    if digest != MATHJAX_SHA256:
+        raise ValueError(f"{tarball} has sha256 {digest}, expected {MATHJAX_SHA256}; delete it and run `make book`.")
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            name = member.name.removeprefix("package/es5/")
+            if member.isfile() and name != member.name and name.startswith(MATHJAX_PARTS):
+                path = target / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(archive.extractfile(member).read())
+    return target
+
+
 def build_book(root: Path = ROOT) -> Path:
     """``jupyter-book build book/`` with Sphinx warnings as errors; the HTML folder."""
     bundle_plotly(root)
+    bundle_mathjax(root)
     # The jupyter-book beside this interpreter (make runs .venv/bin/python without
     # activating the venv, so PATH may hold another, e.g. an online-only 2.x).
     beside = Path(sys.executable).with_name("jupyter-book")
@@ -106,9 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default=None, help="smoke, quick or paper (default: the registry's)")
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--no-build", action="store_true", help="run the notebooks only")
+    parser.add_argument("--force", action="store_true", help="re-run notebooks even when unchanged")
     args = parser.parse_args(argv)
     registry = load_registry(args.root / "_config.yml")
-    run_experiments(registry, args.profile or registry.default_profile, args.root)
+    run_experiments(registry, args.profile or registry.default_profile, args.root, args.force)
     if not args.no_build:
         print(f"Book built: {build_book(args.root) / 'index.html'}")
 

@@ -18,7 +18,7 @@ def mae(observed: torch.Tensor, rendered: torch.Tensor) -> torch.Tensor:
 def occlusion_aware(observed: torch.Tensor, rendered: torch.Tensor, scale: float = OCCLUSION_SCALE,
                     sigma: float = OCCLUSION_SIGMA) -> torch.Tensor:
     """SMVR eq. 4, per element: s (o - r)^2 exp(-(o - r)^2 / sigma). It grows like a squared
-    error for small differences, peaks at |o - r| = sqrt(sigma), then falls: large differences
+    error for small differences, peaks at ``|o - r| = sqrt(sigma)``, then falls: large differences
     are taken for a different object in front of the hand and stop pulling."""
     squared = (observed - rendered) ** 2
     return scale * squared * torch.exp(-squared / sigma)
@@ -28,6 +28,6 @@ PHOTOMETRIC = {"mae": mae, "occlusion_aware": occlusion_aware}
 
 
 def smooth_l1(target: torch.Tensor, estimate: torch.Tensor, gamma: float = JOINT_GAMMA_MM) -> torch.Tensor:
-    """SMVR eq. 5, per coordinate: 0.5 d^2 / gamma for |d| < gamma, else |d| - 0.5 gamma."""
+    """SMVR eq. 5, per coordinate: ``0.5 d^2 / gamma`` for ``|d| < gamma``, else ``|d| - 0.5 gamma``."""
     d = (target - estimate).abs()
     return torch.where(d < gamma, 0.5 * d * d / gamma, d - 0.5 * gamma)

@@ -1,0 +1,173 @@
+"""The paper companion: the runner (registry, cache, run records) and the built book, read in Chromium.
+
+The book test builds the whole book at the ``smoke`` profile in a copy of the repository
+(so the committed figures stay as they are) and opens every page in headless Chromium.
+"""
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+
+from handlib import book
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def tiny_registry(root: Path, value: int) -> book.Registry:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("profile = 'quick'\nvalue = 0", metadata={"tags": ["parameters"]}),
+                      nbformat.v4.new_code_cell("print('value', value * 2)")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (root / "notebooks").mkdir(exist_ok=True)
+    if not (root / "notebooks" / "tiny.ipynb").is_file():  # rewriting would draw new cell ids: a new key
+        nbformat.write(notebook, root / "notebooks" / "tiny.ipynb")
+    (root / "_config.yml").write_text(
+        "default_profile: quick\nprofiles: [smoke, quick]\nexperiments:\n"
+        f"  - name: tiny\n    notebook: notebooks/tiny.ipynb\n    parameters:\n      smoke: {{value: {value}}}\n"
+        "  - name: reader\n    notebook: notebooks/tiny.ipynb\n    after: [tiny]\n")
+    return book.load_registry(root / "_config.yml")
+
+
+def test_runner_caches_records_and_reruns_on_change(tmp_path, capsys):
+    book.run_experiments(tiny_registry(tmp_path, 3), "smoke", tmp_path)
+    executed = nbformat.read(tmp_path / "book" / "tiny.ipynb", as_version=4)
+    assert "value 6" in executed.cells[-2].outputs[0]["text"]  # parameter passed, run record appended after
+    record = executed.metadata["handlib_run"]
+    assert record["profile"] == "smoke" and record["mitsuba_variant"] and "commit" in record["handlib"]
+    assert "Run record" in executed.cells[-1].source and record["cpu"] in executed.cells[-1].source
+    capsys.readouterr()
+    book.run_experiments(tiny_registry(tmp_path, 3), "smoke", tmp_path)
+    assert capsys.readouterr().out.count("not re-run") == 2
+    book.run_experiments(tiny_registry(tmp_path, 4), "smoke", tmp_path)  # new parameter: both re-run
+    out = capsys.readouterr().out
+    assert "not re-run" not in out and "value 8" in nbformat.read(tmp_path / "book" / "tiny.ipynb", 4).cells[-2].outputs[0]["text"]
+    book.run_experiments(tiny_registry(tmp_path, 4), "quick", tmp_path)  # another profile: re-run
+    assert "not re-run" not in capsys.readouterr().out
+
+
+def test_registry_errors_name_the_entry(tmp_path):
+    (tmp_path / "_config.yml").write_text("default_profile: quick\nprofiles: [quick]\nexperiments:\n"
+                                          "  - name: a\n    notebook: a.ipynb\n    after: [b]\n")
+    with pytest.raises(ValueError, match="'a' comes after"):
+        book.load_registry(tmp_path / "_config.yml")
+    tiny_registry(tmp_path, 1)
+    bad = tmp_path / "notebooks" / "tiny.ipynb"
+    notebook = nbformat.read(bad, 4)
+    notebook.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('broken experiment')"))
+    nbformat.write(notebook, bad)
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match="broken experiment"):
+        book.run_experiments(book.load_registry(tmp_path / "_config.yml"), "smoke", tmp_path)
+
+
+CHECK_SCRIPT = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || (e.target && (e.target.src || e.target.href)) || e)), true);
+window.addEventListener('unhandledrejection', e => window.__errors.push('unhandled rejection: ' + e.reason));
+const __consoleError = console.error;
+console.error = function (...args) { window.__errors.push('console.error: ' + args.join(' ')); __consoleError.apply(console, args); };
+window.addEventListener('load', () => setTimeout(() => {
+  const plots = Array.from(document.querySelectorAll('.plotly-graph-div')).map(p => ({
+    drawn: p.classList.contains('js-plotly-plot') && p.querySelectorAll('.main-svg').length > 0,
+    traces: (p.data || []).length,
+    points: (p.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length), 0)}));
+  const images = Array.from(document.images).map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}));
+  const report = document.createElement('pre');
+  report.id = 'handlib-check';
+  report.textContent = JSON.stringify({errors: window.__errors, plots, images,
+                                       math: document.querySelectorAll('mjx-container').length});
+  document.body.appendChild(report);
+}, 4000));
+</script>"""
+
+
+def open_in_chromium(page: Path) -> dict:
+    """Load a copy of ``page`` (same folder, so its links work) with the checker injected; its report."""
+    probe = page.with_name(f"_probe_{page.name}")
+    probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + CHECK_SCRIPT, 1), encoding="utf-8")
+    try:
+        dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                              "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="handlib-check">(.*?)</pre>', dom, re.S)
+    assert found, f"{page.name}: the page did not finish loading in Chromium"
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+def parse(path: Path) -> Links:
+    links = Links()
+    links.feed(path.read_text(encoding="utf-8"))
+    return links
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    shutil.copy(REPO / "_config.yml", root)
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    (root / "book").mkdir()
+    for path in (REPO / "book").iterdir():
+        if path.is_file() and path.suffix in {".yml", ".md"}:
+            shutil.copy(path, root / "book")
+    if (REPO / book.MATHJAX_TARBALL).is_file():
+        (root / book.MATHJAX_TARBALL).parent.mkdir()
+        shutil.copy(REPO / book.MATHJAX_TARBALL, root / book.MATHJAX_TARBALL)
+    book.main(["--profile", "smoke", "--root", str(root)])
+    return root / "book" / "_build" / "html"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make test installs Debian's chromium)")
+def test_book_pages_work_in_a_browser(built_book):
+    toc = [name for name in ("intro", "open_hand", "renderer", "synthetic", "smvr", "smvr_noise", "smvr_generators",
+                             "smvr_cameras", "smvr_real", "smvr_claims")]
+    pages = {name: built_book / f"{name}.html" for name in toc}
+    assert all(page.is_file() for page in pages.values()), [n for n, p in pages.items() if not p.is_file()]
+    plots = 0
+    for name, page in pages.items():
+        report = open_in_chromium(page)
+        assert report["errors"] == [], (name, report["errors"])
+        assert all(image["ok"] for image in report["images"]), (name, [i for i in report["images"] if not i["ok"]])
+        for plot in report["plots"]:
+            assert plot["drawn"] and plot["traces"] > 0 and plot["points"] > 0, (name, plot)
+        plots += len(report["plots"])
+        if name == "smvr":
+            assert report["math"] > 5, "equations were not typeset (MathJax missing?)"
+    assert plots >= 4  # SMVR's history and the three experiment figures
+    assert not [p.name for p in built_book.glob("*.html") if "cdn.plot.ly" in p.read_text()]  # offline: no CDN
+    # Internal links resolve: the file exists, and so does the anchor.
+    broken = []
+    for page in built_book.glob("*.html"):
+        for href in parse(page).hrefs:
+            url = urlparse(href)
+            if url.scheme or href.startswith("mailto:") or not (url.path or url.fragment):
+                continue
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            if not target.exists():
+                broken.append((page.name, href))
+            elif url.fragment and target.suffix == ".html" and url.fragment not in parse(target).ids:
+                broken.append((page.name, href))
+    assert broken == []
