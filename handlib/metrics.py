@@ -1,6 +1,7 @@
-"""SMVR's error metrics (section 4.1), one implementation for tests, notebooks and the CLI."""
+"""Error metrics of SMVR (section 4.1) and DMVR (4.1.1), one implementation for tests, notebooks and the CLI."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -30,3 +31,21 @@ def backprojection_error(observed: Sequence[torch.Tensor], rendered: Sequence[to
         total += float((o - r).abs()[mask].sum()) * 255.0 / 3.0
         count += int(mask.sum())
     return total / count if count else float("nan")
+
+
+def robust_psnr(reference: torch.Tensor, estimate: torch.Tensor, mask: torch.Tensor | None = None,
+                peak: float = 1.0) -> float:
+    """DMVR eq. 5: the PSNR (dB) of ``estimate`` against ``reference`` (both (..., 3)) after the
+    least-squares 3x4 linear colour transform of the estimate onto the reference, over the
+    ``mask`` (..., ) elements (all by default). Invariant to global tone and intensity."""
+    ref = reference.reshape(-1, 3).double()
+    est = estimate.reshape(-1, 3).double()
+    if mask is not None:
+        keep = mask.reshape(-1).bool()
+        ref, est = ref[keep], est[keep]
+    if len(ref) < 4:
+        raise ValueError("robust_psnr needs at least 4 pixels to fit a 3x4 colour transform.")
+    design = torch.cat([est, torch.ones(len(est), 1, dtype=est.dtype)], 1)
+    transform = torch.linalg.lstsq(design, ref).solution  # (4, 3)
+    mse = float(((design @ transform - ref) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Stage:
-    """``iterations`` Adam steps on the variable groups in ``optimise`` (others frozen)."""
+    """``iterations`` Adam steps on the variable groups in ``optimise`` (others frozen).
+    ``levels``: how many of the texture's levels of detail, coarsest first, are optimised
+    (None: all); the others keep their values and still add to the texture."""
 
     optimise: tuple[str, ...]
     iterations: int
+    levels: int | None = None
 
 
 def total_iterations(stages: tuple[Stage, ...]) -> int:
@@ -27,4 +30,14 @@ SMVR_SCHEDULE = (
 
 def scaled(stages: tuple[Stage, ...], factor: float) -> tuple[Stage, ...]:
     """The same schedule with every stage's length scaled (at least 1 iteration each)."""
-    return tuple(Stage(stage.optimise, max(1, round(stage.iterations * factor))) for stage in stages)
+    return tuple(Stage(stage.optimise, max(1, round(stage.iterations * factor)), stage.levels) for stage in stages)
+
+
+#: DMVR section 3.6: the environment map alone (10), the texture's 2 coarsest of 8 levels (10),
+#: then everything with all levels (80); the colour transforms are optimised throughout.
+DMVR_GROUPS = ("environment", "texture", "shape", "pose", "articulation", "colour")
+DMVR_SCHEDULE = (
+    Stage(("environment", "colour"), 10),
+    Stage(("texture", "colour"), 10, levels=2),
+    Stage(DMVR_GROUPS, 80),
+)

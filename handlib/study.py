@@ -82,6 +82,43 @@ def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Proble
                    HandParams.from_interhand(truth[str(frame.capture)][str(frame.frame)]["right"]))
 
 
+@dataclass
+class SequenceProblem:
+    """A synthetic video: ``images[t][c]``, per-frame initial MANO, frame numbers, and the truth."""
+
+    case: Case
+    frames: int
+    model: HandModel
+    cameras: list[Camera]
+    images: list[list[np.ndarray]]
+    initial: list[HandParams]
+    times: list[int]
+    truth: list[HandParams]
+    true_texture: np.ndarray  # (S, S, 3) linear albedo of the subject's skin
+
+
+def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scale = Scale(),
+                          gestures: tuple[str, ...] | None = None) -> SequenceProblem:
+    """Synthesise a ``frames``-frame video moving from ``case.gesture`` through ``gestures`` (default:
+    to a fist, or to an open hand from a fist) and load it as a video refinement would."""
+    gestures = gestures or ((case.gesture, "open") if case.gesture == "fist" else (case.gesture, "fist"))
+    out = Path(root) / f"{case.key}_t{frames}_{'_'.join(gestures)}"
+    if not (out / "ground_truth" / "scene.json").is_file():
+        synthesize(out, SynthSettings(cameras=scale.cameras, gestures=gestures, frames=frames, noise_mm=case.noise_mm,
+                                      seed=case.subject, spp=scale.spp, texture_size=scale.texture_size,
+                                      shrink=scale.shrink, occluded_views=case.occluded), progress=False)
+    reader = InterHandReader(out, "test")
+    video = sorted(reader, key=lambda frame: frame.frame)
+    truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
+    cameras = [video[0].cameras[name] for name in sorted(video[0].cameras)]
+    texture = np.load(out / "ground_truth" / "textures" / "capture0.npy").astype(np.float32)
+    return SequenceProblem(case, frames, HandModel("right"), cameras,
+                           [[frame.image(c.name) for c in cameras] for frame in video],
+                           [frame.hand_params("right") for frame in video], [frame.frame for frame in video],
+                           [HandParams.from_interhand(truth[str(f.capture)][str(f.frame)]["right"]) for f in video],
+                           texture)
+
+
 def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> tuple[float, float]:
     """(eps_v, eps_j) in mm of ``params`` against ``truth``."""
     with torch.no_grad():

@@ -1,0 +1,90 @@
+"""DMVR: its pure parts (levels of detail, temporal prior, robust PSNR, sRGB) and a smoke-sized video refinement."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from handlib import lod, metrics
+from handlib.dmvr import DMVRSettings, edge_map, refine_sequence, srgb_decode, srgb_encode
+from handlib.schedule import DMVR_SCHEDULE, scaled, total_iterations
+from handlib.study import Case, Scale, geometry_errors, make_sequence_problem
+from handlib.temporal import bilateral_filter, temporal_prior
+from handlib.texture import to_srgb8
+
+
+def test_levels_of_detail_compose_back_to_the_texture():
+    texture = torch.rand(64, 64, 3, dtype=torch.float64)
+    levels = lod.decompose(texture, 4)
+    assert [level.shape[0] for level in levels] == [8, 16, 32, 64] == lod.level_sizes(64, 4)
+    assert torch.allclose(lod.compose(levels), texture, atol=1e-12)
+    assert torch.allclose(levels[0].mean((0, 1)), texture.mean((0, 1)))  # the coarsest level holds the mean colour
+    with pytest.raises(ValueError, match="divisible by 8"):
+        lod.level_sizes(100, 4)
+    with pytest.raises(ValueError):
+        DMVRSettings(texture_size=1000)
+
+
+def test_bilateral_filter_smooths_noise_and_keeps_jumps():
+    torch.manual_seed(0)
+    clean = torch.cat([torch.zeros(10, 45), torch.full((10, 45), 0.5)])  # a jump of 0.5 rad in every joint
+    noisy = clean + 0.02 * torch.randn(20, 45)
+    filtered = bilateral_filter(noisy, torch.arange(20.0))
+    inside = [*range(1, 9), *range(11, 19)]
+    # Weights (e^-2, 1, e^-2) in time: the noise falls to ~0.81 of itself (sqrt(1.04) / 1.27).
+    assert (filtered - clean)[inside].norm(dim=1).mean() < 0.85 * (noisy - clean)[inside].norm(dim=1).mean()
+    assert (filtered[9] - clean[9]).abs().mean() < 0.05 and (filtered[10] - clean[10]).abs().mean() < 0.05
+    # Constant signals are left alone; the prior is zero for them, positive for noise.
+    assert temporal_prior(torch.ones(5, 45), torch.arange(5.0)) == 0
+    assert temporal_prior(noisy.double(), torch.arange(20.0, dtype=torch.float64)) > 0
+    signal = noisy[:6].double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: bilateral_filter(x, torch.arange(6.0, dtype=torch.float64)), (signal,))
+    with pytest.raises(ValueError, match="odd"):
+        bilateral_filter(noisy, torch.arange(20.0), window=2)
+
+
+def test_robust_psnr_ignores_global_colour_transforms():
+    torch.manual_seed(1)
+    reference = torch.rand(32, 32, 3)
+    tinted = reference @ torch.tensor([[0.8, 0.1, 0.0], [0.0, 0.7, 0.1], [0.05, 0.0, 0.9]]).T + 0.05
+    assert metrics.robust_psnr(reference, tinted) > 60
+    noisy = reference + 0.01 * torch.randn_like(reference)
+    assert abs(metrics.robust_psnr(reference, noisy) - 40.0) < 0.5  # sd 0.01 -> 40 dB
+    assert metrics.robust_psnr(reference, torch.rand(32, 32, 3)) < 15
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[:2, :1] = True
+    with pytest.raises(ValueError, match="at least 4"):
+        metrics.robust_psnr(reference, noisy, mask)
+
+
+def test_srgb_round_trip_matches_the_uint8_encoder():
+    linear = torch.linspace(0, 1, 101, dtype=torch.float64)
+    assert torch.allclose(srgb_decode(srgb_encode(linear)), linear, atol=1e-9)
+    assert np.abs(np.round(srgb_encode(linear).numpy() * 255) - to_srgb8(linear.numpy()[:, None])[:, 0]).max() <= 1
+    image = np.zeros((20, 20, 3))
+    image[5:15, 5:15] = 1.0
+    edges = edge_map(image)
+    assert edges[5, 10] and edges[14, 10] and not edges[10, 10] and not edges[0, 0]
+
+
+def test_dmvr_schedule_is_the_papers():
+    assert [(s.optimise, s.iterations, s.levels) for s in DMVR_SCHEDULE][:2] == [
+        (("environment", "colour"), 10, None), (("texture", "colour"), 10, 2)]
+    assert total_iterations(DMVR_SCHEDULE) == 100 and DMVR_SCHEDULE[2].levels is None
+
+
+@pytest.mark.slow
+def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
+    problem = make_sequence_problem(tmp_path, Case("ok", 13, noise_mm=5.0), frames=3,
+                                    scale=Scale(cameras=3, shrink=4, spp=8, texture_size=128))
+    before = np.mean([geometry_errors(problem.model, i, t)[0] for i, t in zip(problem.initial, problem.truth)])
+    result = refine_sequence(problem.model, problem.cameras, problem.images, problem.initial, problem.times,
+                             DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4),
+                             truth=problem.truth)
+    after = np.mean([geometry_errors(problem.model, p, t)[0] for p, t in zip(result.params, problem.truth)])
+    assert abs(before - 5.0) < 0.3
+    assert after < 0.85 * before, (before, after)
+    assert not result.diverged and len(result.history) == 12
+    assert result.texture.shape == (128, 128, 3) and math.isfinite(result.history[-1]["prior"])
+    # One shape for the video.
+    assert all(torch.equal(p.betas, result.params[0].betas) for p in result.params)
