@@ -88,3 +88,30 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     assert result.texture.shape == (128, 128, 3) and math.isfinite(result.history[-1]["prior"])
     # One shape for the video.
     assert all(torch.equal(p.betas, result.params[0].betas) for p in result.params)
+
+
+@pytest.mark.slow
+def test_refine_command_dmvr_writes_every_frame(tmp_path):
+    import json
+
+    from handlib.cli import main
+    from handlib.hand import HandParams
+    from handlib.interhand import InterHandReader
+    from handlib.synth import SynthSettings, synthesize
+
+    data = synthesize(tmp_path / "capture", SynthSettings(cameras=2, gestures=("open", "fist"), frames=3, shrink=4,
+                                                          spp=4, texture_size=64, seed=3), progress=False)
+    frames = sorted(f.frame for f in InterHandReader(data, "test"))
+    seq = next(iter(InterHandReader(data, "test"))).seq_name
+    args = ["refine", "--data", str(data), "--capture", "0", "--seq", seq, "--method", "dmvr",
+            "--frames", f"{frames[0]}:{frames[1]}", "--schedule-scale", "0.05", "--out", str(tmp_path / "out"),
+            "--quiet"]
+    assert main(args) == 0
+    written = json.loads((tmp_path / "out" / "MANO_NeuralAnnot.json").read_text())["0"]
+    assert sorted(map(int, written)) == frames[:2]
+    assert all(HandParams.from_interhand(written[str(f)]["right"]).hand_pose.shape == (1, 45) for f in frames[:2])
+    assert len(json.loads((tmp_path / "out" / "environment.json").read_text())["sh_coefficients"]) == 4
+    assert (tmp_path / "out" / "texture.png").is_file()
+    assert len(json.loads((tmp_path / "out" / "metrics.json").read_text())["history"]) == 6
+    assert main(args[:-7] + ["--frames", "1:x", *args[-5:]]) == 2  # a bad range says how to write one
+    assert main([a if a != "dmvr" else "smvr" for a in args]) == 2  # SMVR needs --frame
