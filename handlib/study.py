@@ -44,13 +44,16 @@ class Case:
 
 @dataclass(frozen=True)
 class Scale:
-    """Size of the synthetic capture: cameras, image size (InterHand2.6M's 334x512 / shrink),
-    samples per pixel of the 'observed' images, texture size of the true skin."""
+    """Size and conditions of the synthetic capture: cameras, image size (InterHand2.6M's 334x512
+    / shrink), samples per pixel of the 'observed' images, texture size of the true skin, the
+    key light's strength (shadows) and the spread of the cameras' colour responses."""
 
     cameras: int = 8
     shrink: int = 4
     spp: int = 16
     texture_size: int = 512
+    directional_light: float = 0.0
+    colour_response: float = 0.0
 
 
 @dataclass
@@ -69,11 +72,13 @@ class Problem:
 
 def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Problem:
     """Synthesise ``case`` under ``root`` (one frame, right hand) and load it as a refinement would."""
-    out = Path(root) / case.key
+    out = Path(root) / f"{case.key}_{abs(hash(scale)) % 10**8}"
     if not (out / "ground_truth" / "scene.json").is_file():
         synthesize(out, SynthSettings(cameras=scale.cameras, gestures=(case.gesture,), noise_mm=case.noise_mm,
                                       seed=case.subject, spp=scale.spp, texture_size=scale.texture_size,
-                                      shrink=scale.shrink, occluded_views=case.occluded), progress=False)
+                                      shrink=scale.shrink, occluded_views=case.occluded,
+                                      directional_light=scale.directional_light,
+                                      colour_response=scale.colour_response), progress=False)
     frame = next(iter(InterHandReader(out, "test")))
     truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
     cameras = [frame.cameras[name] for name in sorted(frame.cameras)]
@@ -102,11 +107,13 @@ def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scal
     """Synthesise a ``frames``-frame video moving from ``case.gesture`` through ``gestures`` (default:
     to a fist, or to an open hand from a fist) and load it as a video refinement would."""
     gestures = gestures or ((case.gesture, "open") if case.gesture == "fist" else (case.gesture, "fist"))
-    out = Path(root) / f"{case.key}_t{frames}_{'_'.join(gestures)}"
+    out = Path(root) / f"{case.key}_t{frames}_{'_'.join(gestures)}_{abs(hash(scale)) % 10**8}"
     if not (out / "ground_truth" / "scene.json").is_file():
         synthesize(out, SynthSettings(cameras=scale.cameras, gestures=gestures, frames=frames, noise_mm=case.noise_mm,
                                       seed=case.subject, spp=scale.spp, texture_size=scale.texture_size,
-                                      shrink=scale.shrink, occluded_views=case.occluded), progress=False)
+                                      shrink=scale.shrink, occluded_views=case.occluded,
+                                      directional_light=scale.directional_light,
+                                      colour_response=scale.colour_response), progress=False)
     reader = InterHandReader(out, "test")
     video = sorted(reader, key=lambda frame: frame.frame)
     truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
@@ -130,9 +137,7 @@ def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> 
 def refine_problem(problem: Problem, settings: SMVRSettings = SMVRSettings(),
                    camera_names: Sequence[str] | None = None) -> tuple[dict, SMVRResult]:
     """Refine ``problem`` with SMVR (on a subset of its cameras if named); the tidy record and the result."""
-    chosen = [k for k, c in enumerate(problem.cameras) if camera_names is None or c.name in camera_names]
-    if not chosen:
-        raise ValueError(f"None of the cameras {list(camera_names or [])} is in the problem.")
+    chosen = _subset(problem, camera_names)
     result = refine_frame(problem.model, [problem.cameras[k] for k in chosen], [problem.images[k] for k in chosen],
                           problem.initial, problem.joints, problem.joint_valid, settings, truth=problem.truth)
     eps_v0, eps_j0 = geometry_errors(problem.model, problem.initial, problem.truth)
@@ -177,3 +182,71 @@ def greedy_camera_order(model: HandModel, params: HandParams, cameras: Sequence[
         order.append(name)
         coverage.append(float(area[seen].sum() / area.sum()))
     return order, coverage
+
+
+def _subset(problem, camera_names: Sequence[str] | None) -> list[int]:
+    chosen = [k for k, c in enumerate(problem.cameras) if camera_names is None or c.name in camera_names]
+    if not chosen:
+        raise ValueError(f"None of the cameras {list(camera_names or [])} is in the problem.")
+    return chosen
+
+
+def texture_psnr(problem: SequenceProblem, texture: torch.Tensor) -> float:
+    """Robust PSNR (dB) of a recovered (S, S, 3) linear texture against the subject's true skin,
+    over the atlas texels that belong to the hand (resampled to the estimate's size)."""
+    import cv2
+
+    from handlib.texture import rasterize_atlas
+
+    size = texture.shape[0]
+    truth = cv2.resize(problem.true_texture, (size, size), interpolation=cv2.INTER_AREA)
+    surface = HandSurface.of(problem.model)
+    _, covered = rasterize_atlas(surface, torch.zeros(surface.num_vertices, 1, dtype=torch.float64), size)
+    return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(covered))
+
+
+def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str] | None = None):
+    """DMVR on ``problem`` (optionally a subset of cameras): the tidy record and the result."""
+    from handlib.dmvr import refine_sequence
+
+    chosen = _subset(problem, camera_names)
+    result = refine_sequence(problem.model, [problem.cameras[k] for k in chosen],
+                             [[row[k] for k in chosen] for row in problem.images], problem.initial, problem.times,
+                             settings, truth=problem.truth)
+    before = [geometry_errors(problem.model, p, t) for p, t in zip(problem.initial, problem.truth)]
+    after = [geometry_errors(problem.model, p, t) for p, t in zip(result.params, problem.truth)]
+    best = result.history[min(result.best_iteration, len(result.history) - 1)]
+    record = {**asdict(problem.case), "case": problem.case.key, "frames": problem.frames, "method": "dmvr",
+              "cameras": len(chosen), "eps_v_before": float(np.mean([b[0] for b in before])),
+              "eps_v_after": float(np.mean([a[0] for a in after])), "eps_j_before": float(np.mean([b[1] for b in before])),
+              "eps_j_after": float(np.mean([a[1] for a in after])),
+              "backprojection_before": result.history[0]["backprojection"], "backprojection_after": best["backprojection"],
+              "texture_psnr": texture_psnr(problem, result.texture), "iterations": len(result.history),
+              "diverged": result.diverged, "seconds": result.seconds}
+    return record, result
+
+
+def refine_video_per_frame(problem: SequenceProblem, settings: SMVRSettings = SMVRSettings(),
+                           camera_names: Sequence[str] | None = None):
+    """SMVR on every frame of ``problem`` independently (as DMVR's baseline: images and initial
+    estimates only, no joints): the tidy record (means over frames) and the per-frame results."""
+    from handlib.dmvr import srgb_decode
+
+    chosen = _subset(problem, camera_names)
+    cameras = [problem.cameras[k] for k in chosen]
+    results = [refine_frame(problem.model, cameras, [row[k] for k in chosen], initial, None, None, settings, truth=truth)
+               for row, initial, truth in zip(problem.images, problem.initial, problem.truth)]
+    before = [geometry_errors(problem.model, p, t) for p, t in zip(problem.initial, problem.truth)]
+    after = [geometry_errors(problem.model, r.params, t) for r, t in zip(results, problem.truth)]
+    last = [r.history[min(r.best_iteration, len(r.history) - 1)]["backprojection"] for r in results]
+    record = {**asdict(problem.case), "case": problem.case.key, "frames": problem.frames, "method": "smvr",
+              "cameras": len(chosen), "eps_v_before": float(np.mean([b[0] for b in before])),
+              "eps_v_after": float(np.mean([a[0] for a in after])), "eps_j_before": float(np.mean([b[1] for b in before])),
+              "eps_j_after": float(np.mean([a[1] for a in after])),
+              "backprojection_before": float(np.mean([r.history[0]["backprojection"] for r in results])),
+              "backprojection_after": float(np.mean(last)),
+              # SMVR's colour map is in the images' sRGB encoding and holds the shading: linearise it to compare.
+              "texture_psnr": texture_psnr(problem, srgb_decode(results[0].texture)),
+              "iterations": sum(len(r.history) for r in results),
+              "diverged": any(r.diverged for r in results), "seconds": sum(r.seconds for r in results)}
+    return record, results

@@ -142,8 +142,9 @@ def built_book(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make test installs Debian's chromium)")
 def test_book_pages_work_in_a_browser(built_book):
-    toc = [name for name in ("intro", "open_hand", "renderer", "synthetic", "smvr", "smvr_noise", "smvr_generators",
-                             "smvr_cameras", "smvr_real", "smvr_claims")]
+    toc = ["intro", "getting_started", "open_hand", "renderer", "synthetic", "smvr", "smvr_noise", "smvr_generators",
+           "smvr_cameras", "smvr_real", "smvr_claims", "dmvr", "dmvr_cameras", "dmvr_ablation", "dmvr_real",
+           "dmvr_claims", "experiments", "claims", "differences", "api"]
     pages = {name: built_book / f"{name}.html" for name in toc}
     assert all(page.is_file() for page in pages.values()), [n for n, p in pages.items() if not p.is_file()]
     plots = 0
@@ -154,9 +155,9 @@ def test_book_pages_work_in_a_browser(built_book):
         for plot in report["plots"]:
             assert plot["drawn"] and plot["traces"] > 0 and plot["points"] > 0, (name, plot)
         plots += len(report["plots"])
-        if name == "smvr":
-            assert report["math"] > 5, "equations were not typeset (MathJax missing?)"
-    assert plots >= 4  # SMVR's history and the three experiment figures
+        if name in ("smvr", "dmvr"):
+            assert report["math"] > 5, f"{name}: equations were not typeset (MathJax missing?)"
+    assert plots >= 6  # both methods' histories and their experiment figures
     assert not [p.name for p in built_book.glob("*.html") if "cdn.plot.ly" in p.read_text()]  # offline: no CDN
     # Internal links resolve: the file exists, and so does the anchor.
     broken = []
