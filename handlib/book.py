@@ -164,11 +164,11 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: 
 
 
 def bundle_plotly(root: Path = ROOT) -> Path:
-    """Copy the installed plotly.js into ``book/_static`` (every page loads it: the book's
+    """Copy the installed plotly.js into ``book/_vendor`` (every page loads it: the book's
     figures stay interactive offline, with no CDN)."""
     from plotly.offline import get_plotlyjs
 
-    target = root / "book" / "_static" / "plotly.min.js"
+    target = root / "book" / "_vendor" / "plotly.min.js"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(get_plotlyjs(), encoding="utf-8")
     return target
@@ -181,13 +181,13 @@ MATHJAX_PARTS = ("tex-chtml.js", "output/", "input/", "ui/", "a11y/", "adaptors/
 
 
 def bundle_mathjax(root: Path = ROOT) -> Path | None:
-    """Unpack MathJax's browser build into ``book/_static/mathjax`` (the book's ``mathjax_path``),
+    """Unpack MathJax's browser build into ``book/_vendor/mathjax`` (the book's ``mathjax_path``),
     so equations render offline. Without the tarball (only `make book` fetches it) the book
     still builds; its equations then show as TeX source unless the reader is online."""
     import hashlib
     import tarfile
 
-    target = root / "book" / "_static" / "mathjax"
+    target = root / "book" / "_vendor" / "mathjax"
     if (target / "tex-chtml.js").is_file():
         return target
     tarball = root / MATHJAX_TARBALL

@@ -78,7 +78,7 @@ window.addEventListener('load', () => setTimeout(() => {
   const plots = Array.from(document.querySelectorAll('.plotly-graph-div')).map(p => ({
     drawn: p.classList.contains('js-plotly-plot') && p.querySelectorAll('.main-svg').length > 0,
     traces: (p.data || []).length,
-    points: (p.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length), 0)}));
+    points: (p.calcdata || []).reduce((n, trace) => n + trace.length, 0)}));
   const images = Array.from(document.images).map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}));
   const report = document.createElement('pre');
   report.id = 'handlib-check';
@@ -132,6 +132,7 @@ def built_book(tmp_path_factory):
     for path in (REPO / "book").iterdir():
         if path.is_file() and path.suffix in {".yml", ".md"}:
             shutil.copy(path, root / "book")
+    shutil.copytree(REPO / "book" / "_ext", root / "book" / "_ext")
     if (REPO / book.MATHJAX_TARBALL).is_file():
         (root / book.MATHJAX_TARBALL).parent.mkdir()
         shutil.copy(REPO / book.MATHJAX_TARBALL, root / book.MATHJAX_TARBALL)
