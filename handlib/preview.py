@@ -105,17 +105,26 @@ def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_V
 
 
 def outline_overlay(image: np.ndarray, camera, meshes: list[tuple[np.ndarray, tuple[int, int, int]]], faces: np.ndarray,
-                    upscale: int = 4, thickness: int = 1) -> np.ndarray:
+                    upscale: int = 4, thickness: int = 1, crop_margin: int | None = None) -> np.ndarray:
     """``image`` (H, W, 3) uint8 RGB, enlarged ``upscale`` times, with the silhouette outline of
-    each mesh ((V, 3) mm world vertices, RGB colour) as ``camera`` sees it drawn over it."""
+    each mesh ((V, 3) mm world vertices, RGB colour) as ``camera`` sees it drawn over it. With
+    ``crop_margin`` (pixels) the result is cropped to the meshes' extent plus that margin."""
     import cv2
 
     height, width = image.shape[:2]
+    projected = [(camera.project(np.asarray(v, dtype=np.float64)), colour) for v, colour in meshes]
+    x0, y0 = 0, 0
+    if crop_margin is not None:
+        pixels = np.concatenate([p for (p, depth), _ in projected])
+        x0, y0 = (int(max(0, np.floor(pixels[:, k].min()) - crop_margin)) for k in (0, 1))
+        x1 = int(min(width, np.ceil(pixels[:, 0].max()) + crop_margin))
+        y1 = int(min(height, np.ceil(pixels[:, 1].max()) + crop_margin))
+        image = image[y0:y1, x0:x1]
+        height, width = image.shape[:2]
     canvas = cv2.resize(image, (width * upscale, height * upscale), interpolation=cv2.INTER_NEAREST)
-    for vertices, colour in meshes:
-        pixels, depth = camera.project(np.asarray(vertices, dtype=np.float64))
+    for (pixels, depth), colour in projected:
         mask = np.zeros(canvas.shape[:2], np.uint8)
-        corners = np.round(pixels[faces] * upscale * 8).astype(np.int32)  # 3 bits of sub-pixel precision
+        corners = np.round((pixels[faces] - (x0, y0)) * upscale * 8).astype(np.int32)  # 3 bits of sub-pixel precision
         in_front = (depth[faces] > 0).all(1)
         for triangle in corners[in_front]:  # one by one: fillPoly's even-odd rule would cut overlaps out
             cv2.fillConvexPoly(mask, triangle, 255, lineType=cv2.LINE_8, shift=3)
