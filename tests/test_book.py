@@ -145,7 +145,7 @@ def built_book(tmp_path_factory):
 def test_book_pages_work_in_a_browser(built_book):
     toc = ["intro", "getting_started", "open_hand", "renderer", "synthetic", "smvr", "smvr_noise", "smvr_generators",
            "smvr_cameras", "smvr_real", "smvr_claims", "dmvr", "dmvr_cameras", "dmvr_ablation", "dmvr_real",
-           "dmvr_claims", "experiments", "claims", "differences", "api"]
+           "dmvr_claims", "explore", "experiments", "claims", "differences", "api"]
     pages = {name: built_book / f"{name}.html" for name in toc}
     assert all(page.is_file() for page in pages.values()), [n for n, p in pages.items() if not p.is_file()]
     plots = 0
@@ -158,7 +158,7 @@ def test_book_pages_work_in_a_browser(built_book):
         plots += len(report["plots"])
         if name in ("smvr", "dmvr"):
             assert report["math"] > 5, f"{name}: equations were not typeset (MathJax missing?)"
-    assert plots >= 6  # both methods' histories and their experiment figures
+    assert plots >= 8  # both methods' histories, their experiment figures, the exploration's 3D view
     assert not [p.name for p in built_book.glob("*.html") if "cdn.plot.ly" in p.read_text()]  # offline: no CDN
     # Internal links resolve: the file exists, and so does the anchor.
     broken = []
