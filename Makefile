@@ -64,4 +64,4 @@ $(STAMPS)/venv-book: pyproject.toml $(STAMPS)/venv-test
 	@touch $@
 
 clean:
-	rm -rf $(STAMPS) book/_build book/*.ipynb
+	rm -rf $(STAMPS) book/_build book/_cache book/_vendor book/*.ipynb results
