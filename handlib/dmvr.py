@@ -34,7 +34,7 @@ from handlib.backproject import backproject_texture
 from handlib.cameras import Camera
 from handlib.hand import HandModel, HandParams
 from handlib.render import Renderer, RenderSettings
-from handlib.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage, total_iterations
+from handlib.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage, diverging, total_iterations
 from handlib.smvr import apply_colour_transform, background_colours
 from handlib.surface import HandSurface
 from handlib.temporal import temporal_prior
@@ -237,7 +237,7 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
                 record.update({"eps_v": float(np.mean(eps_v)), "eps_j": float(np.mean(eps_j))})
             history.append(record)
             first_loss = value if first_loss is None else first_loss
-            if not math.isfinite(value) or value > settings.divergence_factor * first_loss:
+            if diverging(value, first_loss, settings.divergence_factor):
                 diverged = True
                 break
             if value < best[0]:

@@ -1,6 +1,7 @@
 """Optimisation schedules as data: stages that say what is optimised, for how long."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -26,6 +27,11 @@ SMVR_SCHEDULE = (
     Stage(("colour",), 20), Stage(("geometry",), 80),
     Stage(("colour",), 20), Stage(("geometry",), 10),
 )
+
+
+def diverging(value: float, first: float, factor: float) -> bool:
+    """Whether a loss ``value`` means the run diverged: not finite, or over ``factor`` times the first."""
+    return not math.isfinite(value) or value > factor * first
 
 
 def scaled(stages: tuple[Stage, ...], factor: float) -> tuple[Stage, ...]:

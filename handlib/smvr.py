@@ -39,7 +39,7 @@ from handlib.backproject import backproject_texture
 from handlib.cameras import Camera
 from handlib.hand import HandModel, HandParams
 from handlib.render import Generator, Renderer, RenderSettings
-from handlib.schedule import SMVR_SCHEDULE, Stage, total_iterations
+from handlib.schedule import SMVR_SCHEDULE, Stage, diverging, total_iterations
 from handlib.surface import HandSurface
 
 GEOMETRY = ("global_orient", "hand_pose", "betas", "transl")
@@ -187,7 +187,7 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
             history.append(record)
             if first_loss is None:
                 first_loss = value
-            if not math.isfinite(value) or value > settings.divergence_factor * first_loss:
+            if diverging(value, first_loss, settings.divergence_factor):
                 diverged = True
                 break
             if value < best[0]:

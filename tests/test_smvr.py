@@ -12,7 +12,7 @@ import torch
 from handlib import losses
 from handlib.hand import HandModel, HandParams
 from handlib.interhand import InterHandReader
-from handlib.schedule import SMVR_SCHEDULE, scaled, total_iterations
+from handlib.schedule import SMVR_SCHEDULE, diverging, scaled, total_iterations
 from handlib.smvr import SMVRSettings, refine_frame
 from handlib.synth import SynthSettings, synthesize
 
@@ -39,6 +39,7 @@ def test_paper_schedule_has_230_iterations():
     assert [s.iterations for s in SMVR_SCHEDULE] == [20, 80, 20, 80, 20, 10]
     with pytest.raises(ValueError, match="loss must be one of"):
         SMVRSettings(loss="l2")
+    assert diverging(float("nan"), 1.0, 10.0) and diverging(10.5, 1.0, 10.0) and not diverging(9.5, 1.0, 10.0)
 
 
 @pytest.mark.slow
