@@ -31,6 +31,18 @@ def load_table(name: str, profile: str, folder: Path = RESULTS) -> pd.DataFrame 
     return pd.read_csv(path) if path.is_file() else None
 
 
+def save_image(name: str, image, folder: Path = FIGURES) -> Path:
+    """Write an RGB uint8 ``image`` as ``folder/name.png`` and display it."""
+    import cv2
+    from IPython.display import Image, display
+
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    display(Image(filename=str(path)))
+    return path
+
+
 def show(figure, name: str | None = None, width: int = 900, height: int = 420, folder: Path = FIGURES) -> None:
     """Display a plotly ``figure`` and, when ``name`` is given, save it as ``folder/name.png``.
 

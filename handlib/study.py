@@ -126,6 +126,11 @@ def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scal
                            texture)
 
 
+def best_entry(history: list[dict], best_iteration: int) -> dict:
+    """The history record of the state a refinement returned (the best one seen)."""
+    return history[min(best_iteration, len(history) - 1)]
+
+
 def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> tuple[float, float]:
     """(eps_v, eps_j) in mm of ``params`` against ``truth``."""
     with torch.no_grad():
@@ -142,7 +147,7 @@ def refine_problem(problem: Problem, settings: SMVRSettings = SMVRSettings(),
                           problem.initial, problem.joints, problem.joint_valid, settings, truth=problem.truth)
     eps_v0, eps_j0 = geometry_errors(problem.model, problem.initial, problem.truth)
     eps_v, eps_j = geometry_errors(problem.model, result.params, problem.truth)
-    first, last = result.history[0], result.history[min(result.best_iteration, len(result.history) - 1)]
+    first, last = result.history[0], best_entry(result.history, result.best_iteration)
     record = {**asdict(problem.case), "case": problem.case.key, "cameras": len(chosen), "loss": settings.loss,
               "generator": settings.generator, "eps_v_before": eps_v0, "eps_v_after": eps_v,
               "eps_j_before": eps_j0, "eps_j_after": eps_j, "backprojection_before": first["backprojection"],
@@ -205,6 +210,16 @@ def texture_psnr(problem: SequenceProblem, texture: torch.Tensor) -> float:
     return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(covered))
 
 
+def _video_record(problem: SequenceProblem, method: str, cameras: int, refined: Sequence[HandParams], **measured) -> dict:
+    """The tidy record of a video refinement: geometry errors averaged over frames, plus ``measured``."""
+    before = [geometry_errors(problem.model, p, t) for p, t in zip(problem.initial, problem.truth)]
+    after = [geometry_errors(problem.model, p, t) for p, t in zip(refined, problem.truth)]
+    return {**asdict(problem.case), "case": problem.case.key, "frames": problem.frames, "method": method,
+            "cameras": cameras, "eps_v_before": float(np.mean([b[0] for b in before])),
+            "eps_v_after": float(np.mean([a[0] for a in after])), "eps_j_before": float(np.mean([b[1] for b in before])),
+            "eps_j_after": float(np.mean([a[1] for a in after])), **measured}
+
+
 def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str] | None = None):
     """DMVR on ``problem`` (optionally a subset of cameras): the tidy record and the result."""
     from handlib.dmvr import refine_sequence
@@ -213,16 +228,11 @@ def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str]
     result = refine_sequence(problem.model, [problem.cameras[k] for k in chosen],
                              [[row[k] for k in chosen] for row in problem.images], problem.initial, problem.times,
                              settings, truth=problem.truth)
-    before = [geometry_errors(problem.model, p, t) for p, t in zip(problem.initial, problem.truth)]
-    after = [geometry_errors(problem.model, p, t) for p, t in zip(result.params, problem.truth)]
-    best = result.history[min(result.best_iteration, len(result.history) - 1)]
-    record = {**asdict(problem.case), "case": problem.case.key, "frames": problem.frames, "method": "dmvr",
-              "cameras": len(chosen), "eps_v_before": float(np.mean([b[0] for b in before])),
-              "eps_v_after": float(np.mean([a[0] for a in after])), "eps_j_before": float(np.mean([b[1] for b in before])),
-              "eps_j_after": float(np.mean([a[1] for a in after])),
-              "backprojection_before": result.history[0]["backprojection"], "backprojection_after": best["backprojection"],
-              "texture_psnr": texture_psnr(problem, result.texture), "iterations": len(result.history),
-              "diverged": result.diverged, "seconds": result.seconds}
+    record = _video_record(problem, "dmvr", len(chosen), result.params,
+                           backprojection_before=result.history[0]["backprojection"],
+                           backprojection_after=best_entry(result.history, result.best_iteration)["backprojection"],
+                           texture_psnr=texture_psnr(problem, result.texture), iterations=len(result.history),
+                           diverged=result.diverged, seconds=result.seconds)
     return record, result
 
 
@@ -236,17 +246,12 @@ def refine_video_per_frame(problem: SequenceProblem, settings: SMVRSettings = SM
     cameras = [problem.cameras[k] for k in chosen]
     results = [refine_frame(problem.model, cameras, [row[k] for k in chosen], initial, None, None, settings, truth=truth)
                for row, initial, truth in zip(problem.images, problem.initial, problem.truth)]
-    before = [geometry_errors(problem.model, p, t) for p, t in zip(problem.initial, problem.truth)]
-    after = [geometry_errors(problem.model, r.params, t) for r, t in zip(results, problem.truth)]
-    last = [r.history[min(r.best_iteration, len(r.history) - 1)]["backprojection"] for r in results]
-    record = {**asdict(problem.case), "case": problem.case.key, "frames": problem.frames, "method": "smvr",
-              "cameras": len(chosen), "eps_v_before": float(np.mean([b[0] for b in before])),
-              "eps_v_after": float(np.mean([a[0] for a in after])), "eps_j_before": float(np.mean([b[1] for b in before])),
-              "eps_j_after": float(np.mean([a[1] for a in after])),
-              "backprojection_before": float(np.mean([r.history[0]["backprojection"] for r in results])),
-              "backprojection_after": float(np.mean(last)),
-              # SMVR's colour map is in the images' sRGB encoding and holds the shading: linearise it to compare.
-              "texture_psnr": texture_psnr(problem, srgb_decode(results[0].texture)),
-              "iterations": sum(len(r.history) for r in results),
-              "diverged": any(r.diverged for r in results), "seconds": sum(r.seconds for r in results)}
+    record = _video_record(
+        problem, "smvr", len(chosen), [r.params for r in results],
+        backprojection_before=float(np.mean([r.history[0]["backprojection"] for r in results])),
+        backprojection_after=float(np.mean([best_entry(r.history, r.best_iteration)["backprojection"] for r in results])),
+        # SMVR's colour map is in the images' sRGB encoding and holds the shading: linearise it to compare.
+        texture_psnr=texture_psnr(problem, srgb_decode(results[0].texture)),
+        iterations=sum(len(r.history) for r in results), diverged=any(r.diverged for r in results),
+        seconds=sum(r.seconds for r in results))
     return record, results
