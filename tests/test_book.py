@@ -89,18 +89,25 @@ window.addEventListener('load', () => setTimeout(() => {
 </script>"""
 
 
-def open_in_chromium(page: Path) -> dict:
-    """Load a copy of ``page`` (same folder, so its links work) with the checker injected; its report."""
+def open_in_chromium(page: Path, attempts: int = 3) -> dict:
+    """Load a copy of ``page`` (same folder, so its links work) with the checker injected; its report.
+
+    Headless Chromium now and then exits without dumping the page (seen once in CI on a page that
+    loads in 2 s here), so a load is tried ``attempts`` times; the last failure shows Chromium's stderr.
+    """
     probe = page.with_name(f"_probe_{page.name}")
     probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + CHECK_SCRIPT, 1), encoding="utf-8")
     try:
-        dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-                              "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
-                             capture_output=True, text=True, timeout=120).stdout
+        for _ in range(attempts):
+            run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                                  "--virtual-time-budget=30000", "--dump-dom", probe.as_uri()],
+                                 capture_output=True, text=True, timeout=180)
+            found = re.search(r'<pre id="handlib-check">(.*?)</pre>', run.stdout, re.S)
+            if found:
+                break
     finally:
         probe.unlink()
-    found = re.search(r'<pre id="handlib-check">(.*?)</pre>', dom, re.S)
-    assert found, f"{page.name}: the page did not finish loading in Chromium"
+    assert found, f"{page.name}: the page did not finish loading in Chromium (exit {run.returncode}): {run.stderr[-2000:]}"
     return json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
