@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -38,16 +39,8 @@ def _frame_numbers(spec: str, available: list[int]) -> list[int]:
 
 
 def _refine(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    import cv2
-    import numpy as np
-    import torch
-
-    from handlib.hand import HandModel
-    from handlib.interhand import InterHandReader, mano_entry, write_mano_annotations
-    from handlib.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, scaled
+    from handlib.interhand import InterHandReader, write_mano_annotations
+    from handlib.refine import InputError, Options, Unit, refine_unit, write_unit_files
 
     def fail(message: str) -> int:
         print(f"handlib refine: {message}", file=sys.stderr)
@@ -66,62 +59,22 @@ def _refine(args: argparse.Namespace) -> int:
             numbers = _frame_numbers(args.frames, in_sequence) if args.frame is None else [args.frame]
         except ValueError:
             return fail(f"--frames {args.frames!r}: use numbers and first:last ranges, e.g. 10,12,20:40.")
-    frames = []
-    for number in numbers:
-        key = (args.capture, args.seq, number)
-        if key not in reader.keys():
-            return fail(f"no frame {key} in {args.data} (split {args.split}).")
-        frame = reader.frame(key)
-        if frame is None or frame.mano.get(args.hand) is None:
-            reasons = [reason for k, reason in reader.skipped if k[:3] == key]
-            return fail(f"frame {key} has no usable {args.hand} hand. {' '.join(reasons)}")
-        frames.append(frame)
-    common = set.intersection(*(set(f.image_paths) for f in frames))
-    names = [c for c in (args.cameras.split(",") if args.cameras else sorted(common)) if c]
-    missing = [c for c in names if c not in common]
-    if missing:
-        return fail(f"no image for camera(s) {missing} in every selected frame.")
-    model = HandModel(args.hand, model_path=args.mano)
-    cameras = [frames[0].cameras[c] for c in names]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.method == "smvr":
-        from handlib.smvr import SMVRSettings, refine_frame
-
-        frame = frames[0]
-        offset = 0 if args.hand == "right" else 21
-        joints = valid = None
-        if frame.joints is not None:
-            joints = torch.tensor(frame.joints[offset:offset + 21])
-            valid = torch.tensor(frame.joint_valid[offset:offset + 21])
-        settings = SMVRSettings(loss=args.loss, schedule=scaled(SMVR_SCHEDULE, args.schedule_scale), spp=args.spp)
-        result = refine_frame(model, cameras, [frame.image(c) for c in names], frame.hand_params(args.hand), joints,
-                              valid, settings, progress=not args.quiet)
-        refined = {frame.frame: result.params}
-        # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
-        texture, texture_name = (result.texture.numpy() * 255.0 + 0.5).astype(np.uint8), "colour_map.png"
-    else:
-        from handlib.dmvr import DMVRSettings, refine_sequence
-        from handlib.texture import to_srgb8
-
-        settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, args.schedule_scale), spp=args.spp)
-        result = refine_sequence(model, cameras, [[f.image(c) for c in names] for f in frames],
-                                 [f.hand_params(args.hand) for f in frames], [f.frame for f in frames], settings,
-                                 progress=not args.quiet)
-        refined = {f.frame: p for f, p in zip(frames, result.params)}
-        texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
-        (out / "environment.json").write_text(json.dumps({"sh_coefficients": result.light.tolist(),
-                                                          "convention": "real SH, bands^2 x RGB, world frame"}))
-    write_mano_annotations(out / "MANO_NeuralAnnot.json",
-                           {args.capture: {number: {args.hand: mano_entry(p)} for number, p in refined.items()}})
-    cv2.imwrite(str(out / texture_name), cv2.cvtColor(texture, cv2.COLOR_RGB2BGR))
-    summary = {"capture": args.capture, "seq": args.seq, "frames": list(refined), "cameras": names,
-               "method": args.method, "diverged": result.diverged, "best_iteration": result.best_iteration,
-               "seconds": result.seconds, "first": result.history[0], "last": result.history[-1]}
-    (out / "metrics.json").write_text(json.dumps({**summary, "history": result.history}, indent=1))
-    print(f"refined {len(refined)} frame(s) of {args.seq} with {args.method}: backprojection "
-          f"{summary['first']['backprojection']:.2f} -> {summary['last']['backprojection']:.2f} levels in "
-          f"{result.seconds:.0f} s; wrote {out}")
+    options = Options(method=args.method, loss=args.loss, schedule_scale=args.schedule_scale, spp=args.spp,
+                      cameras=tuple(c for c in args.cameras.split(",") if c) or None, mano=args.mano)
+    unit = Unit(args.capture, args.seq, args.hand, tuple(numbers))
+    try:
+        result = refine_unit(reader, unit, options, progress=not args.quiet)
+    except InputError as err:
+        return fail(str(err))
+    write_mano_annotations(Path(args.out) / "MANO_NeuralAnnot.json",
+                           {args.capture: {number: {args.hand: entry} for number, entry in result.entries.items()}})
+    write_unit_files(args.out, result)
+    kept = [f["frame"] for f in result.frames if f["kept_input"]]
+    first, best = result.summary["first"], result.summary["best"]
+    print(f"refined {len(result.entries)} frame(s) of {args.seq} with {args.method}: backprojection "
+          f"{first['backprojection']:.2f} -> {best['backprojection']:.2f} levels in {result.summary['seconds']:.0f} s"
+          + (f"; kept the input annotation of frame(s) {kept} ({result.frames[0]['flag'] or 'see metrics.json'})"
+             if kept else "") + f"; wrote {args.out}")
     return 0
 
 

@@ -232,7 +232,8 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
             texture.backward(texture_leaf.grad)
             value = settings.data_weight * (record["data"] + settings.edge_weight * record["edge"]) \
                 + settings.prior_weight * float(prior.detach())
-            record.update({"E": value, "prior": float(prior.detach()), "backprojection": float(np.mean(errors))})
+            record.update({"E": value, "prior": float(prior.detach()), "backprojection": float(np.mean(errors)),
+                           "backprojection_frames": [float(e) for e in errors]})
             if eps_v:
                 record.update({"eps_v": float(np.mean(eps_v)), "eps_j": float(np.mean(eps_j))})
             history.append(record)

@@ -102,13 +102,16 @@ def _finite(values, what: str) -> np.ndarray:
 class InterHandReader:
     """Frames of one split of an InterHand2.6M-layout directory (the real dataset or a synthetic one)."""
 
-    def __init__(self, root: str | Path, split: str = "test"):
+    def __init__(self, root: str | Path, split: str = "test", contents: dict | None = None):
+        """Read the split's annotation files, or take them from ``contents`` (the four files' JSON
+        values by kind, e.g. from :meth:`subset`): images are still read from ``root``."""
         self.root, self.split = Path(root), split
-        data = _load_json(annotation_path(self.root, split, "data"))
-        self.calibration = _load_json(annotation_path(self.root, split, "camera"))
-        self.joints = _load_json(annotation_path(self.root, split, "joint_3d"))
-        mano_path = annotation_path(self.root, split, "MANO_NeuralAnnot")
-        self.mano = _load_json(mano_path) if mano_path.is_file() else {}
+        if contents is None:
+            mano_path = annotation_path(self.root, split, "MANO_NeuralAnnot")
+            contents = {kind: _load_json(annotation_path(self.root, split, kind)) for kind in ANNOTATION_KINDS[:3]}
+            contents["MANO_NeuralAnnot"] = _load_json(mano_path) if mano_path.is_file() else {}
+        data = contents["data"]
+        self.calibration, self.joints, self.mano = contents["camera"], contents["joint_3d"], contents["MANO_NeuralAnnot"]
         self.images_dir = self.root / "images" / split
         self.skipped: list[tuple[tuple, str]] = []
         self._cameras: dict[tuple[str, str], Camera] = {}
@@ -130,6 +133,20 @@ class InterHandReader:
 
     def keys(self) -> list[tuple[int, str, int]]:
         return list(self._frames)
+
+    def subset(self, keys) -> dict:
+        """The annotations of the frames ``keys`` only, as ``contents`` for a new reader: what a
+        worker needs to refine them without loading the whole split."""
+        keys = [tuple(k) for k in keys]
+        captures = {str(k[0]) for k in keys}
+
+        def frames_of(table: dict) -> dict:
+            return {c: {str(k[2]): table[c][str(k[2])] for k in keys if str(k[0]) == c and str(k[2]) in table.get(c, {})}
+                    for c in captures if c in table}
+
+        return {"data": {"images": [r for k in keys for r in self._frames.get(k, [])]},
+                "camera": {c: self.calibration[c] for c in captures if c in self.calibration},
+                "joint_3d": frames_of(self.joints), "MANO_NeuralAnnot": frames_of(self.mano)}
 
     def _camera(self, capture: int, record: dict) -> Camera:
         key = (str(capture), str(record["camera"]))

@@ -34,6 +34,11 @@ def diverging(value: float, first: float, factor: float) -> bool:
     return not math.isfinite(value) or value > factor * first
 
 
+def best_entry(history: list[dict], best_iteration: int) -> dict:
+    """The history record of the state a refinement returned (the best one seen)."""
+    return history[min(best_iteration, len(history) - 1)]
+
+
 def scaled(stages: tuple[Stage, ...], factor: float) -> tuple[Stage, ...]:
     """The same schedule with every stage's length scaled (at least 1 iteration each)."""
     return tuple(Stage(stage.optimise, max(1, round(stage.iterations * factor)), stage.levels) for stage in stages)

@@ -22,6 +22,7 @@ from handlib.backproject import surface_scene, visible_points
 from handlib.cameras import Camera
 from handlib.hand import HandModel, HandParams
 from handlib.interhand import InterHandReader
+from handlib.schedule import best_entry
 from handlib.smvr import SMVRResult, SMVRSettings, refine_frame
 from handlib.surface import HandSurface
 from handlib.synth import SynthSettings, synthesize
@@ -124,11 +125,6 @@ def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scal
                            [frame.hand_params("right") for frame in video], [frame.frame for frame in video],
                            [HandParams.from_interhand(truth[str(f.capture)][str(f.frame)]["right"]) for f in video],
                            texture)
-
-
-def best_entry(history: list[dict], best_iteration: int) -> dict:
-    """The history record of the state a refinement returned (the best one seen)."""
-    return history[min(best_iteration, len(history) - 1)]
 
 
 def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> tuple[float, float]:

@@ -1,0 +1,221 @@
+"""One unit of refinement: some frames of one sequence, one hand, one method.
+
+What ``handlib refine`` runs once and ``handlib refine-dataset`` runs per task: check the
+input (:class:`InputError` says what is wrong with it), refine with SMVR (one frame) or DMVR
+(the frames as a video), and guard the result: a frame whose refinement diverged, is not
+finite or ends with a higher backprojection error than it started keeps its input annotation
+and is flagged, so refining never makes a dataset worse through a numerical failure.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from handlib.interhand import Frame, InterHandReader, mano_entry
+from handlib.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, best_entry, scaled
+
+METHODS = ("smvr", "dmvr")
+
+
+class InputError(ValueError):
+    """The unit's input cannot be refined (missing or corrupt image, NaN annotation, uncalibrated
+    camera, no hand); the message says which file or frame."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Frames of one sequence to refine together (DMVR) or one frame (SMVR), for one hand."""
+
+    capture: int
+    seq: str
+    hand: str
+    frames: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        span = str(self.frames[0]) if len(self.frames) == 1 else f"{self.frames[0]}-{self.frames[-1]}"
+        return f"{self.capture}/{self.seq}/{self.hand}/{span}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to refine: method, schedule length, samples per pixel, cameras (None: every camera
+    with an image in all the unit's frames), a licensed MANO model (None: the open hand)."""
+
+    method: str = "dmvr"
+    loss: str = "occlusion_aware"
+    schedule_scale: float = 1.0
+    spp: int = 4
+    cameras: tuple[str, ...] | None = None
+    mano: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
+        if not self.schedule_scale > 0 or self.spp < 1:
+            raise ValueError("schedule_scale must be > 0 and spp >= 1.")
+
+
+@dataclass
+class UnitResult:
+    """Per frame: the annotation to publish (refined, or the input where ``flag`` says why not)
+    and the backprojection error (0-255 levels) before and after; per unit: texture, lighting."""
+
+    unit: Unit
+    cameras: list[str]
+    entries: dict[int, dict]  # frame -> MANO_NeuralAnnot entry of the hand
+    frames: list[dict]  # per frame: frame, backprojection_before/after, diverged, flag
+    texture: np.ndarray  # uint8 (S, S, 3), sRGB
+    texture_name: str
+    environment: list | None  # SH coefficients (DMVR)
+    summary: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list, repr=False)
+
+
+def load_frames(reader: InterHandReader, unit: Unit, cameras: tuple[str, ...] | None = None
+                ) -> tuple[list[Frame], list[str]]:
+    """The unit's frames and the cameras to use; :class:`InputError` for anything unusable."""
+    frames = []
+    for number in unit.frames:
+        key = (unit.capture, unit.seq, number)
+        if key not in reader.keys():
+            raise InputError(f"no frame {key} in {reader.root} (split {reader.split}).")
+        problems = [reason for k, reason in reader.skipped if k[:3] == key]
+        frame = reader.frame(key)
+        problems = [reason for k, reason in reader.skipped if k[:3] == key][len(problems):]
+        if frame is None or problems:
+            raise InputError(f"frame {number}: {'; '.join(problems) or 'unreadable'}")
+        frames.append(frame)
+    present = [f for f in frames if f.mano.get(unit.hand) is not None]
+    if not present:
+        raise InputError(f"no {unit.hand} hand annotated in any of frames {list(unit.frames)}.")
+    if len(present) < len(frames):
+        absent = [f.frame for f in frames if f.mano.get(unit.hand) is None]
+        raise InputError(f"the {unit.hand} hand is not annotated in frame(s) {absent}; refine the others apart.")
+    common = sorted(set.intersection(*(set(f.image_paths) for f in frames)))
+    names = list(cameras) if cameras else common
+    missing = [c for c in names if c not in common]
+    if missing or not names:
+        raise InputError(f"no image for camera(s) {missing or 'any'} in every frame of {list(unit.frames)}.")
+    return frames, names
+
+
+def read_images(frames: list[Frame], names: list[str]) -> list[list[np.ndarray]]:
+    """``images[t][c]``, every file decoded now (a corrupt JPEG is an :class:`InputError`)."""
+    try:
+        return [[frame.image(c) for c in names] for frame in frames]
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
+def _finite(params) -> bool:
+    return all(torch.isfinite(t).all() for t in (params.global_orient, params.hand_pose, params.betas, params.transl))
+
+
+def guard(before: float, after: float, diverged: bool, finite: bool) -> str:
+    """Why a frame keeps its input annotation ('' when the refinement is kept)."""
+    if diverged:
+        return "diverged"
+    if not finite or not math.isfinite(after):
+        return "not finite"
+    if after > before:
+        return "backprojection rose"
+    return ""
+
+
+def refine_unit(reader: InterHandReader, unit: Unit, options: Options = Options(),
+                progress: bool = False) -> UnitResult:
+    """Refine ``unit`` read through ``reader``; bad input raises :class:`InputError`."""
+    from handlib.hand import HandModel
+    from handlib.texture import to_srgb8
+
+    if options.method == "smvr" and len(unit.frames) != 1:
+        raise ValueError("SMVR refines one frame per unit.")
+    frames, names = load_frames(reader, unit, options.cameras)
+    images = read_images(frames, names)
+    model = HandModel(unit.hand, model_path=options.mano)
+    cameras = [frames[0].cameras[c] for c in names]
+    initial = [f.hand_params(unit.hand) for f in frames]
+    environment = None
+    if options.method == "smvr":
+        from handlib.smvr import SMVRSettings, refine_frame
+
+        frame = frames[0]
+        offset = 0 if unit.hand == "right" else 21
+        joints = valid = None
+        if frame.joints is not None:
+            joints = torch.tensor(frame.joints[offset:offset + 21])
+            valid = torch.tensor(frame.joint_valid[offset:offset + 21])
+        settings = SMVRSettings(loss=options.loss, schedule=scaled(SMVR_SCHEDULE, options.schedule_scale),
+                                spp=options.spp)
+        result = refine_frame(model, cameras, images[0], initial[0], joints, valid, settings, progress=progress)
+        refined = [result.params]
+        # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
+        texture, texture_name = (result.texture.numpy() * 255.0 + 0.5).astype(np.uint8), "colour_map.png"
+        before = [result.history[0]["backprojection"]]
+        after = [best_entry(result.history, result.best_iteration)["backprojection"]]
+    else:
+        from handlib.dmvr import DMVRSettings, refine_sequence
+
+        settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, options.schedule_scale), spp=options.spp)
+        result = refine_sequence(model, cameras, images, initial, [f.frame for f in frames], settings,
+                                 progress=progress)
+        refined = result.params
+        texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
+        environment = result.light.tolist()
+        before = result.history[0]["backprojection_frames"]
+        after = best_entry(result.history, result.best_iteration)["backprojection_frames"]
+    entries, per_frame = {}, []
+    for frame, start, params, b, a in zip(frames, initial, refined, before, after):
+        flag = guard(b, a, result.diverged, _finite(params))
+        entries[frame.frame] = mano_entry(start if flag else params)
+        per_frame.append({"frame": frame.frame, "backprojection_before": float(b), "backprojection_after": float(a),
+                          "diverged": bool(result.diverged), "kept_input": bool(flag), "flag": flag})
+    summary = {"capture": unit.capture, "seq": unit.seq, "hand": unit.hand, "frames": list(unit.frames),
+               "cameras": names, "method": options.method, "diverged": result.diverged,
+               "best_iteration": result.best_iteration, "seconds": result.seconds, "first": result.history[0],
+               "best": best_entry(result.history, result.best_iteration)}
+    return UnitResult(unit, names, entries, per_frame, texture, texture_name, environment, summary, result.history)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write ``path`` so that it is either absent, its old content or the whole new content:
+    a hidden temporary file in the same folder, flushed, then renamed over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_unit_files(folder: str | Path, result: UnitResult) -> list[str]:
+    """The unit's texture (PNG), environment (JSON, DMVR) and metrics (JSON), each written
+    atomically into ``folder``; the names written."""
+    folder = Path(folder)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(result.texture, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"could not encode the texture of {result.unit.key} as PNG.")
+    atomic_write(folder / result.texture_name, png.tobytes())
+    written = [result.texture_name]
+    if result.environment is not None:
+        atomic_write(folder / "environment.json", json.dumps({"sh_coefficients": result.environment,
+                                                              "convention": "real SH, bands^2 x RGB, world frame"}))
+        written.append("environment.json")
+    atomic_write(folder / "metrics.json", json.dumps({**result.summary, "frames_metrics": result.frames,
+                                                        "history": result.history}, indent=1))
+    return written + ["metrics.json"]
