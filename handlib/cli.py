@@ -24,23 +24,9 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frame_numbers(spec: str, available: list[int]) -> list[int]:
-    """``--frames``: comma-separated numbers and ``first:last`` ranges (inclusive) of the sequence's frames."""
-    if not spec:
-        return available
-    chosen = set()
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if ":" in part:
-            low, high = (int(v) if v else None for v in part.split(":", 1))
-            chosen |= {f for f in available if (low is None or f >= low) and (high is None or f <= high)}
-        else:
-            chosen.add(int(part))
-    return sorted(chosen)
-
-
 def _refine(args: argparse.Namespace) -> int:
     from handlib.interhand import InterHandReader, write_mano_annotations
-    from handlib.refine import InputError, Options, Unit, refine_unit, write_unit_files
+    from handlib.refine import InputError, Options, Unit, frame_numbers, refine_unit, write_unit_files
 
     def fail(message: str) -> int:
         print(f"handlib refine: {message}", file=sys.stderr)
@@ -56,9 +42,11 @@ def _refine(args: argparse.Namespace) -> int:
         numbers = [args.frame]
     else:
         try:
-            numbers = _frame_numbers(args.frames, in_sequence) if args.frame is None else [args.frame]
-        except ValueError:
-            return fail(f"--frames {args.frames!r}: use numbers and first:last ranges, e.g. 10,12,20:40.")
+            numbers = frame_numbers(args.frames, in_sequence) if args.frame is None else [args.frame]
+        except ValueError as err:
+            return fail(f"--{err}")
+        if not numbers:
+            return fail(f"--frames {args.frames!r} selects none of the sequence's frames {in_sequence}.")
     options = Options(method=args.method, loss=args.loss, schedule_scale=args.schedule_scale, spp=args.spp,
                       cameras=tuple(c for c in args.cameras.split(",") if c) or None, mano=args.mano)
     unit = Unit(args.capture, args.seq, args.hand, tuple(numbers))
@@ -76,6 +64,23 @@ def _refine(args: argparse.Namespace) -> int:
           + (f"; kept the input annotation of frame(s) {kept} ({result.frames[0]['flag'] or 'see metrics.json'})"
              if kept else "") + f"; wrote {args.out}")
     return 0
+
+
+def _refine_dataset(args: argparse.Namespace) -> int:
+    from handlib.dataset import Cluster, Selection, run_dataset
+    from handlib.refine import Options
+
+    try:
+        captures = tuple(int(c) for c in args.captures.split(",") if c.strip()) or None
+        selection = Selection(captures, args.seq, args.hand, args.frames, args.chunk)
+        options = Options(method=args.method, loss=args.loss, schedule_scale=args.schedule_scale, spp=args.spp,
+                          cameras=tuple(c for c in args.cameras.split(",") if c) or None, mano=args.mano)
+        report = run_dataset(args.data, args.split, args.out, selection, options,
+                             Cluster(args.scheduler, args.workers, args.gpus, args.threads), args.retry_failed)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"handlib refine-dataset: {err}", file=sys.stderr)
+        return 2
+    return 0 if report.done else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,8 +120,30 @@ def main(argv: list[str] | None = None) -> int:
     refine.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
     refine.add_argument("--out", required=True)
     refine.add_argument("--quiet", action="store_true")
+    batch = commands.add_parser("refine-dataset", help="refine every selected sequence of a split on Dask, "
+                                "resumably; writes a refined dataset in the InterHand2.6M layout")
+    batch.add_argument("--data", required=True, help="an InterHand2.6M-layout directory (real or synthetic)")
+    batch.add_argument("--split", default="test")
+    batch.add_argument("--out", required=True, help="output dataset (and its ledger: rerun to resume)")
+    batch.add_argument("--method", default="dmvr", choices=["smvr", "dmvr"],
+                       help="dmvr: a task per sequence (or --chunk frames); smvr: a task per frame")
+    batch.add_argument("--captures", default="", help="comma-separated capture numbers (default: all)")
+    batch.add_argument("--seq", default="*", help="sequence-name pattern, shell style (default: all)")
+    batch.add_argument("--hand", default="right", choices=["right", "left", "both"])
+    batch.add_argument("--frames", default="", help="frame numbers and first:last ranges (default: all)")
+    batch.add_argument("--chunk", type=int, default=0, help="DMVR: at most this many frames per task (0: sequence)")
+    batch.add_argument("--cameras", default="", help="comma-separated camera ids (default: all with images)")
+    batch.add_argument("--loss", default="occlusion_aware", choices=["occlusion_aware", "mae"])
+    batch.add_argument("--schedule-scale", type=float, default=1.0)
+    batch.add_argument("--spp", type=int, default=4)
+    batch.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
+    batch.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a local cluster)")
+    batch.add_argument("--workers", type=int, default=0, help="local worker processes (default: GPUs, else cores)")
+    batch.add_argument("--gpus", type=int, default=0, help="local GPUs: one worker each, tasks need a GPU")
+    batch.add_argument("--threads", type=int, default=0, help="threads per task (default: cores / workers)")
+    batch.add_argument("--retry-failed", action="store_true", help="run again the tasks the ledger holds as failed")
     args = parser.parse_args(argv)
-    return {"synth": _synth, "refine": _refine}[args.command](args)
+    return {"synth": _synth, "refine": _refine, "refine-dataset": _refine_dataset}[args.command](args)
 
 
 if __name__ == "__main__":

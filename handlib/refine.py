@@ -80,6 +80,23 @@ class UnitResult:
     history: list[dict] = field(default_factory=list, repr=False)
 
 
+def frame_numbers(spec: str, available: list[int]) -> list[int]:
+    """Numbers and ``first:last`` ranges (inclusive), comma-separated, among ``available``."""
+    if not spec:
+        return sorted(available)
+    chosen = set()
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        try:
+            if ":" in part:
+                low, high = (int(v) if v else None for v in part.split(":", 1))
+                chosen |= {f for f in available if (low is None or f >= low) and (high is None or f <= high)}
+            else:
+                chosen.add(int(part))
+        except ValueError:
+            raise ValueError(f"frames {spec!r}: use numbers and first:last ranges, e.g. 10,12,20:40.") from None
+    return sorted(chosen & set(available))
+
+
 def load_frames(reader: InterHandReader, unit: Unit, cameras: tuple[str, ...] | None = None
                 ) -> tuple[list[Frame], list[str]]:
     """The unit's frames and the cameras to use; :class:`InputError` for anything unusable."""

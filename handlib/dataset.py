@@ -1,0 +1,359 @@
+"""Refine a whole dataset split on Dask, resumably, with nothing lost.
+
+The work is cut into :class:`~handlib.refine.Unit` tasks (DMVR: a sequence, or chunks of
+``chunk`` frames; SMVR: a frame), per hand. Each task runs on a Dask worker, writes its
+texture, environment and metrics atomically under ``OUT/refinement/`` and returns its
+per-frame annotations to the client, which records them in a SQLite ledger
+(``OUT/ledger.sqlite``). Started again with the same command, a run redoes only the tasks the
+ledger does not hold as finished; at the end the split's ``MANO_NeuralAnnot`` JSON is merged
+from the input and the ledger and written atomically, beside copies of the other annotation
+files and a link to the input images, so ``OUT`` reads back as an InterHand2.6M-layout dataset.
+
+Failures stay in their task: bad input (:class:`~handlib.refine.InputError`) is recorded with
+its reason at once; any other error is retried once by Dask, and a worker that dies takes its
+task to another worker once (``distributed.scheduler.allowed-failures`` = 1): a task that fails
+twice is recorded as failed and the run goes on. Workers are not sent more tasks than they have
+threads (``worker-saturation`` = 1.0), so a worker's death is blamed on the task it ran only.
+With ``--scheduler`` these two settings are the scheduler's own: set them in its Dask config.
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+import math
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from handlib.interhand import ANNOTATION_KINDS, SIDES, InterHandReader, annotation_path
+from handlib.refine import Options, Unit, frame_numbers
+
+LEDGER = "ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which part of the split to refine: captures (None: all), a sequence-name pattern
+    (shell-style), hands ('right', 'left' or 'both'), frames (``refine --frames`` syntax, empty:
+    all), and for DMVR at most ``chunk`` frames per task (0: whole sequences)."""
+
+    captures: tuple[int, ...] | None = None
+    seq_pattern: str = "*"
+    hand: str = "right"
+    frames: str = ""
+    chunk: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hand not in (*SIDES, "both"):
+            raise ValueError(f"hand must be 'right', 'left' or 'both', got {self.hand!r}.")
+        if self.chunk < 0:
+            raise ValueError("chunk must be >= 0.")
+
+
+def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Unit]:
+    """The tasks of a run, in a fixed order. With ``hand='both'`` a sequence gets a task per hand
+    annotated in any of its frames (the right hand when none is, so that the absence is reported)."""
+    sequences: dict[tuple[int, str], list[int]] = {}
+    for capture, seq, frame in reader.keys():
+        if (selection.captures is None or capture in selection.captures) \
+                and fnmatch.fnmatchcase(seq, selection.seq_pattern):
+            sequences.setdefault((capture, seq), []).append(frame)
+    units = []
+    for (capture, seq), available in sorted(sequences.items()):
+        numbers = frame_numbers(selection.frames, available)
+        if not numbers:
+            continue
+        if selection.hand == "both":
+            annotated = reader.mano.get(str(capture), {})
+            hands = [s for s in SIDES if any((annotated.get(str(f)) or {}).get(s) for f in numbers)] or ["right"]
+        else:
+            hands = [selection.hand]
+        for hand in hands:
+            if method == "smvr":
+                groups = [[f] for f in numbers]
+            else:
+                size = selection.chunk or len(numbers)
+                groups = [numbers[i:i + size] for i in range(0, len(numbers), size)]
+            units += [Unit(capture, seq, hand, tuple(group)) for group in groups]
+    return units
+
+
+class Ledger:
+    """The run's record on disk: one row per task (pending, done or failed) with its result or
+    its reason, and the run's configuration, in SQLite (each change one committed transaction)."""
+
+    def __init__(self, path: str | Path, config: dict):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA synchronous=FULL")
+        with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, position INTEGER, unit TEXT, "
+                            "status TEXT, reason TEXT, result TEXT, attempts INTEGER, updated REAL)")
+        stored = self.db.execute("SELECT value FROM run WHERE key = 'config'").fetchone()
+        wanted = json.dumps(config, sort_keys=True)
+        if stored is None:
+            with self.db:
+                self.db.execute("INSERT INTO run VALUES ('config', ?)", (wanted,))
+        elif stored[0] != wanted:
+            raise ValueError(f"{self.path.parent} holds a run with other settings ({stored[0]}); run the same "
+                             f"command to resume it, or give a new --out.")
+
+    def add(self, units: list[Unit]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, 'pending', '', '', 0, ?)",
+                                [(u.key, i, json.dumps(asdict(u)), time.time()) for i, u in enumerate(units)])
+
+    def todo(self, retry_failed: bool = False) -> list[Unit]:
+        statuses = ("pending", "failed") if retry_failed else ("pending",)
+        rows = self.db.execute(f"SELECT unit FROM tasks WHERE status IN ({','.join('?' * len(statuses))}) "
+                               "ORDER BY position", statuses)
+        return [unit_from_json(row[0]) for row in rows]
+
+    def record(self, key: str, status: str, result: dict | None = None, reason: str = "") -> None:
+        with self.db:
+            self.db.execute("UPDATE tasks SET status = ?, reason = ?, result = ?, attempts = attempts + 1, "
+                            "updated = ? WHERE key = ?",
+                            (status, reason, json.dumps(result) if result is not None else "", time.time(), key))
+
+    def rows(self) -> list[dict]:
+        cursor = self.db.execute("SELECT key, unit, status, reason, result, attempts FROM tasks ORDER BY position")
+        return [{"key": k, "unit": unit_from_json(u), "status": s, "reason": r,
+                 "result": json.loads(res) if res else None, "attempts": a} for k, u, s, r, res, a in cursor]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def unit_from_json(text: str) -> Unit:
+    fields = json.loads(text)
+    return Unit(fields["capture"], fields["seq"], fields["hand"], tuple(fields["frames"]))
+
+
+def unit_folder(out: Path, unit: Unit) -> Path:
+    span = str(unit.frames[0]) if len(unit.frames) == 1 else f"{unit.frames[0]}-{unit.frames[-1]}"
+    return out / "refinement" / f"Capture{unit.capture}" / unit.seq / unit.hand / span
+
+
+def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Options, out: str,
+                threads: int) -> dict:
+    """What a worker runs: refine ``unit`` from the annotation subset ``contents``; write its files
+    atomically; return per-frame entries and metrics. Bad input returns ``status='failed'`` with
+    the reason (it would fail again); any other exception propagates so that Dask retries it."""
+    import drjit as dr
+    import torch
+
+    from handlib.refine import InputError, refine_unit, write_unit_files
+
+    if threads > 0:
+        dr.set_thread_count(threads)
+        torch.set_num_threads(threads)
+    try:
+        result = refine_unit(InterHandReader(root, split, contents), unit, options)
+    except InputError as err:
+        return {"status": "failed", "reason": f"bad input: {err}"}
+    write_unit_files(unit_folder(Path(out), unit), result)
+    summary = {k: v for k, v in result.summary.items() if k not in ("first", "best")}
+    return {"status": "done", "entries": {str(f): e for f, e in result.entries.items()}, "frames": result.frames,
+            "summary": summary}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where tasks run: a scheduler address, or a LocalCluster of ``workers`` processes (default:
+    one per ``gpus``, else one per core) using ``threads`` threads each (0: cores / workers)."""
+
+    scheduler: str | None = None
+    workers: int = 0
+    gpus: int = 0
+    threads: int = 0
+
+    def local_workers(self) -> int:
+        return self.workers or self.gpus or os.cpu_count() or 1
+
+    def task_threads(self) -> int:
+        if self.threads or self.scheduler:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // self.local_workers())
+
+
+@dataclass
+class Report:
+    """What a run left: counts, the failures with reasons, where the dataset is."""
+
+    out: Path
+    done: int
+    failed: list[tuple[str, str]]
+    kept_input: int
+    frames: int
+    seconds: float = 0.0
+
+
+def _gpu_pinning(gpus: int):
+    from distributed import WorkerPlugin
+
+    class PinGPU(WorkerPlugin):
+        """Give each local worker its own GPU before it first touches CUDA."""
+
+        name = "handlib-pin-gpu"
+
+        def setup(self, worker):
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(int(worker.name) % gpus)
+
+    return PinGPU()
+
+
+def _remove_partial_files(out: Path) -> None:
+    """Temporary files of writes a kill interrupted (complete files are only ever renamed in)."""
+    for folder in (out / "refinement", out / "annotations"):
+        if folder.is_dir():
+            for path in folder.rglob(".*.tmp"):
+                path.unlink(missing_ok=True)
+
+
+def _progress_line(done: int, failed: int, total: int, started: float, finished_now: int) -> str:
+    left = total - done - failed
+    elapsed = time.perf_counter() - started
+    rate = finished_now / elapsed * 60.0 if elapsed > 0 else 0.0
+    eta = f"{left / rate:.1f} min" if rate > 0 else "unknown"
+    return f"refine-dataset: {done}/{total} done, {failed} failed, {left} left | {rate:.2f} tasks/min | ETA {eta}"
+
+
+def run_dataset(data: str | Path, split: str, out: str | Path, selection: Selection = Selection(),
+                options: Options = Options(), cluster: Cluster = Cluster(), retry_failed: bool = False,
+                log: Callable[[str], None] = print, task: Callable[..., dict] = refine_task) -> Report:
+    """Refine the selected part of ``data``'s split into ``out`` (see the module's docstring).
+    ``task`` is what workers run per unit, with :func:`refine_task`'s arguments and result."""
+    from dask import config as dask_config
+    from distributed import Client, LocalCluster, as_completed
+
+    started = time.perf_counter()
+    data, out = Path(data).resolve(), Path(out).resolve()
+    if out == data or data in out.parents:
+        raise ValueError(f"--out {out} must be outside the input dataset {data}.")
+    reader = InterHandReader(data, split)
+    units = plan(reader, selection, options.method)
+    if not units:
+        raise ValueError(f"nothing to refine: no sequence of {data} (split {split}) matches {selection}.")
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_partial_files(out)
+    ledger = Ledger(out / LEDGER, {"data": str(data), "split": split, "selection": asdict(selection),
+                                   "options": asdict(options)})
+    try:
+        ledger.add(units)
+        todo = ledger.todo(retry_failed)
+        statuses = [r["status"] for r in ledger.rows()]
+        done, failed = statuses.count("done"), 0 if retry_failed else statuses.count("failed")
+        log(f"refine-dataset: {len(units)} task(s) ({options.method}), {done} already done, {failed} failed before, "
+            f"{len(todo)} to run")
+        if todo:
+            # A task may see one worker die under it and go to another; a second death fails it. Workers
+            # get no more tasks than threads, so a dying worker takes no queued, innocent task with it.
+            with dask_config.set({"distributed.scheduler.allowed-failures": 1,
+                                  "distributed.scheduler.worker-saturation": 1.0}):
+                if cluster.scheduler:
+                    client = Client(cluster.scheduler)
+                else:
+                    local = LocalCluster(n_workers=cluster.local_workers(), threads_per_worker=1, processes=True,
+                                         resources={"GPU": 1} if cluster.gpus else None, dashboard_address=":0")
+                    client = Client(local)
+                    if cluster.gpus:
+                        client.register_plugin(_gpu_pinning(cluster.gpus))
+                try:
+                    log(f"refine-dataset: Dask dashboard at {client.dashboard_link}")
+                    gpu = any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values())
+                    futures = {}
+                    for unit in todo:
+                        contents = reader.subset([(unit.capture, unit.seq, f) for f in unit.frames])
+                        future = client.submit(task, str(data), split, contents, unit, options, str(out),
+                                               cluster.task_threads(), key=f"refine-{unit.key}", retries=1,
+                                               pure=False, resources={"GPU": 1} if gpu else None)
+                        futures[future] = unit
+                    for count, future in enumerate(as_completed(futures), 1):
+                        unit = futures[future]
+                        try:
+                            result = future.result()
+                        except Exception as err:  # failed twice (error, or two workers lost): recorded, run goes on
+                            result = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+                        if result["status"] == "done":
+                            ledger.record(unit.key, "done", result)
+                            done += 1
+                        else:
+                            ledger.record(unit.key, "failed", reason=result["reason"])
+                            failed += 1
+                            log(f"refine-dataset: {unit.key} failed: {result['reason']}")
+                        log(_progress_line(done, failed, len(units), started, count))
+                finally:
+                    client.close()
+                    if not cluster.scheduler:
+                        local.close()
+        report = write_dataset(reader, ledger, out, log)
+        return replace(report, seconds=time.perf_counter() - started)
+    finally:
+        ledger.close()
+
+
+def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Callable[[str], None] = print) -> Report:
+    """The output dataset from the input and the ledger: merged MANO JSON (atomically), copies of
+    the other annotation files, a link to the images, per-frame metrics and a summary table."""
+    from handlib.refine import atomic_write
+
+    rows = ledger.rows()
+    mano = json.loads(json.dumps(reader.mano))  # a deep copy: frames not refined keep their input
+    frames_table, summary_table, failures, kept = [], [], [], 0
+    for row in rows:
+        unit, result = row["unit"], row["result"]
+        if row["status"] == "done":
+            frames = mano.setdefault(str(unit.capture), {})
+            for frame, entry in result["entries"].items():
+                frames[frame] = {**(frames.get(frame) or {side: None for side in SIDES}), unit.hand: entry}
+            for metrics in result["frames"]:
+                frames_table.append({"capture": unit.capture, "seq": unit.seq, "hand": unit.hand, **metrics})
+                kept += bool(metrics["kept_input"])
+        elif row["status"] == "failed":
+            failures.append((row["key"], row["reason"]))
+        before = [m["backprojection_before"] for m in result["frames"]] if result else []
+        after = [m["backprojection_after"] for m in result["frames"]] if result else []
+        summary_table.append({"task": row["key"], "status": row["status"], "reason": row["reason"],
+                              "frames": len(unit.frames), "attempts": row["attempts"],
+                              "backprojection_before": sum(before) / len(before) if before else math.nan,
+                              "backprojection_after": sum(after) / len(after) if after else math.nan,
+                              "seconds": result["summary"]["seconds"] if result else math.nan})
+    split = reader.split
+    atomic_write(annotation_path(out, split, "MANO_NeuralAnnot"), json.dumps(mano))
+    for kind in ANNOTATION_KINDS[:3]:
+        source, target = annotation_path(reader.root, split, kind), annotation_path(out, split, kind)
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            temporary = target.with_name(f".{target.name}.copy.tmp")
+            shutil.copyfile(source, temporary)
+            os.replace(temporary, target)
+    images = out / "images" / split
+    if not images.exists():
+        images.parent.mkdir(parents=True, exist_ok=True)
+        link = images.with_name(f".{split}.link.tmp")
+        link.unlink(missing_ok=True)
+        link.symlink_to(reader.images_dir.resolve(), target_is_directory=True)
+        os.replace(link, images)
+    atomic_write(out / "refinement" / "frames.csv", _csv(frames_table, ["capture", "seq", "hand", "frame",
+                 "backprojection_before", "backprojection_after", "diverged", "kept_input", "flag"]))
+    atomic_write(out / "refinement" / "summary.csv", _csv(summary_table, list(summary_table[0])))
+    done = sum(r["status"] == "done" for r in rows)
+    log(f"refine-dataset: {done} of {len(rows)} task(s) done, {len(failures)} failed, {kept} frame(s) kept their "
+        f"input annotation; wrote {out}")
+    for key, reason in failures:
+        log(f"  failed {key}: {reason}")
+    return Report(out, done, failures, kept, len(frames_table))
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,289 @@
+"""refine-dataset: planning, the ledger, the guard, and runs on a LocalCluster of 2 processes,
+including bad input, faults and SIGKILL of the client or of a worker part-way."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from handlib.dataset import Cluster, Ledger, Selection, plan, refine_task, run_dataset
+from handlib.interhand import InterHandReader, annotation_path
+from handlib.refine import Options, Unit, frame_numbers, guard
+from handlib.synth import SynthSettings, synthesize
+
+SMOKE = Options(method="smvr", schedule_scale=0.05, spp=2)
+TWO_WORKERS = Cluster(workers=2, threads=1)  # one thread per task: results are bit-reproducible
+COMMAND = [sys.executable, "-m", "handlib.cli", "refine-dataset", "--method", "smvr", "--schedule-scale", "0.05",
+           "--spp", "2", "--workers", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """3 sequences (captures) x 2 frames, 2 cameras of 41x64 (width x height)."""
+    return synthesize(tmp_path_factory.mktemp("ds") / "data", SynthSettings(
+        cameras=2, gestures=("open", "fist"), subjects=3, frames=2, shrink=8, spp=2, texture_size=32, seed=5),
+        progress=False)
+
+
+@pytest.fixture(scope="module")
+def clean_run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    run_dataset(dataset, "test", out, options=SMOKE, cluster=TWO_WORKERS, log=lambda line: None)
+    return out
+
+
+def outputs(out: Path) -> dict:
+    """What must not depend on how a run went: the refined annotations and the per-frame metrics."""
+    return {"mano": json.loads(annotation_path(out, "test", "MANO_NeuralAnnot").read_text()),
+            "frames": (out / "refinement" / "frames.csv").read_text()}
+
+
+def ledger_rows(out: Path) -> list[tuple]:
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        return db.execute("SELECT key, status, result FROM tasks ORDER BY position").fetchall()
+
+
+def test_frame_numbers_and_plan(dataset):
+    assert frame_numbers("3,10:12", list(range(20))) == [3, 10, 11, 12]
+    assert frame_numbers("", [5, 2]) == [2, 5] and frame_numbers("7", [1, 2]) == []
+    with pytest.raises(ValueError, match="first:last"):
+        frame_numbers("1:x", [1])
+    reader = InterHandReader(dataset, "test")
+    assert len(plan(reader, Selection(), "smvr")) == 6  # a task per frame
+    assert [len(u.frames) for u in plan(reader, Selection(), "dmvr")] == [2, 2, 2]  # a task per sequence
+    assert [len(u.frames) for u in plan(reader, Selection(chunk=1), "dmvr")] == [1] * 6
+    assert {u.capture for u in plan(reader, Selection(captures=(1,)), "dmvr")} == {1}
+    assert plan(reader, Selection(seq_pattern="other*"), "dmvr") == []
+    # 'both': only the hands annotated somewhere in the sequence (the synthetic captures are right hands)
+    assert {u.hand for u in plan(reader, Selection(hand="both"), "dmvr")} == {"right"}
+    with pytest.raises(ValueError, match="hand"):
+        Selection(hand="feet")
+
+
+def test_ledger_resumes_and_refuses_other_settings(tmp_path):
+    units = [Unit(0, "s", "right", (1,)), Unit(0, "s", "right", (2,))]
+    ledger = Ledger(tmp_path / "ledger.sqlite", {"a": 1})
+    ledger.add(units)
+    ledger.record(units[0].key, "done", {"x": 1})
+    ledger.close()
+    again = Ledger(tmp_path / "ledger.sqlite", {"a": 1})
+    again.add(units)  # adding the same tasks again keeps their state
+    assert again.todo() == [units[1]]
+    again.record(units[1].key, "failed", reason="bad")
+    assert again.todo() == [] and again.todo(retry_failed=True) == [units[1]]
+    again.close()
+    with pytest.raises(ValueError, match="other settings"):
+        Ledger(tmp_path / "ledger.sqlite", {"a": 2})
+
+
+def test_guard_keeps_the_input_when_refinement_fails():
+    assert guard(8.0, 6.0, diverged=False, finite=True) == ""
+    assert guard(8.0, 6.0, diverged=True, finite=True) == "diverged"
+    assert guard(8.0, float("nan"), diverged=False, finite=True) == "not finite"
+    assert guard(8.0, 6.0, diverged=False, finite=False) == "not finite"
+    assert guard(8.0, 9.0, diverged=False, finite=True) == "backprojection rose"
+
+
+def test_a_diverged_refinement_publishes_the_input(dataset, monkeypatch):
+    import torch
+
+    import handlib.smvr
+    from handlib.refine import refine_unit
+
+    real = handlib.smvr.refine_frame
+
+    def diverging(*args, **kwargs):
+        result = real(*args, **kwargs)
+        nan_pose = torch.full_like(result.params.hand_pose, float("nan"))
+        return dataclasses.replace(result, params=dataclasses.replace(result.params, hand_pose=nan_pose),
+                                   diverged=True)
+
+    monkeypatch.setattr(handlib.smvr, "refine_frame", diverging)
+    reader = InterHandReader(dataset, "test")
+    key = reader.keys()[0]
+    result = refine_unit(reader, Unit(key[0], key[1], "right", (key[2],)), SMOKE)
+    assert result.entries[key[2]] == reader.frame(key).mano["right"]
+    assert result.frames[0]["kept_input"] and result.frames[0]["flag"] == "diverged"
+
+
+@pytest.mark.slow
+def test_local_cluster_refines_a_dataset_that_reads_back(dataset, clean_run):
+    reader = InterHandReader(clean_run, "test")
+    source = InterHandReader(dataset, "test")
+    assert reader.keys() == source.keys()
+    frame = reader.frame(reader.keys()[0])
+    assert frame.image(sorted(frame.image_paths)[0]).shape == (64, 41, 3)  # images reached through the link
+    changed = [k for k in reader.keys() if reader.mano[str(k[0])][str(k[2])]["right"]
+               != source.mano[str(k[0])][str(k[2])]["right"]]
+    assert len(changed) == 6  # every frame refined (none diverged at this size)
+    rows = ledger_rows(clean_run)
+    assert [status for _, status, _ in rows] == ["done"] * 6
+    frames = (clean_run / "refinement" / "frames.csv").read_text().splitlines()
+    assert len(frames) == 7 and all(",False,False," in line for line in frames[1:])
+    assert len(list((clean_run / "refinement").rglob("colour_map.png"))) == 6
+
+
+def spoil(data: Path) -> dict[int, str]:
+    """One kind of bad input per capture (0-4); capture 5 stays good. The reason each must give."""
+    reader = InterHandReader(data, "test")
+    first = {c: min(f for cc, _, f in reader.keys() if cc == c) for c in range(6)}
+    frame = {c: reader.frame((c, reader.keys()[0][1], first[c])) for c in range(6)}
+    camera = sorted(frame[0].image_paths)[0]
+    frame[0].image_paths[camera].unlink()  # missing image
+    frame[1].image_paths[camera].write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")  # corrupt JPEG
+    mano = json.loads(annotation_path(data, "test", "MANO_NeuralAnnot").read_text())
+    mano["2"][str(first[2])]["right"]["pose"][5] = float("nan")  # NaN annotation
+    for f in mano["4"]:  # no hand in any frame
+        mano["4"][f]["right"] = None
+    annotation_path(data, "test", "MANO_NeuralAnnot").write_text(json.dumps(mano))
+    cameras = json.loads(annotation_path(data, "test", "camera").read_text())
+    for table in cameras["3"].values():  # a camera without calibration
+        del table[camera]
+    annotation_path(data, "test", "camera").write_text(json.dumps(cameras))
+    return {0: "image missing", 1: "Cannot decode image", 2: "NaN", 3: "camera skipped", 4: "no right hand"}
+
+
+@pytest.mark.slow
+def test_bad_input_fails_only_its_sequence(tmp_path):
+    data = synthesize(tmp_path / "data", SynthSettings(cameras=2, gestures=("open",), subjects=6, frames=1, shrink=8,
+                                                       spp=2, texture_size=32, seed=6), progress=False)
+    reasons = spoil(data)
+    lines = []
+    report = run_dataset(data, "test", tmp_path / "out", options=Options(method="dmvr", schedule_scale=0.2, spp=2),
+                         cluster=TWO_WORKERS, log=lines.append)
+    failed = dict(report.failed)
+    assert report.done == 1 and len(failed) == 5, failed
+    for capture, reason in reasons.items():
+        key = next(k for k in failed if k.startswith(f"{capture}/"))
+        assert reason in failed[key], (capture, failed[key])
+    summary = (tmp_path / "out" / "refinement" / "summary.csv").read_text()
+    assert summary.count(",failed,") == 5 and summary.count(",done,") == 1
+    assert any("failed 2/" in line and "NaN" in line for line in lines)  # the failures are listed with reasons
+    merged = json.loads(annotation_path(tmp_path / "out", "test", "MANO_NeuralAnnot").read_text())
+    source = json.loads(annotation_path(data, "test", "MANO_NeuralAnnot").read_text())
+    frames = (tmp_path / "out" / "refinement" / "frames.csv").read_text()
+    assert merged["0"] == source["0"] and merged["5"] != source["5"], frames  # failed sequences keep their input
+
+
+def faulty_task(root, split, contents, unit, options, out, threads):
+    """Capture 0: the worker dies every time; capture 1: an error every time; capture 2: the worker
+    dies on the first attempt only (a marker file remembers it)."""
+    if unit.capture == 0:
+        os._exit(1)
+    if unit.capture == 1:
+        raise RuntimeError("injected failure")
+    marker = Path(out) / f"died-once-{unit.key.replace('/', '_')}"
+    if unit.capture == 2 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return refine_task(root, split, contents, unit, options, out, threads)
+
+
+@pytest.mark.slow
+def test_faults_are_retried_once_then_recorded(dataset, clean_run, tmp_path):
+    report = run_dataset(dataset, "test", tmp_path / "out", options=SMOKE, cluster=TWO_WORKERS,
+                         log=lambda line: None, task=faulty_task)
+    failed = dict(report.failed)
+    assert sorted(k.split("/")[0] for k in failed) == ["0", "0", "1", "1"], failed
+    assert all("KilledWorker" in r for k, r in failed.items() if k.startswith("0/"))
+    assert all("injected failure" in r for k, r in failed.items() if k.startswith("1/"))
+    assert report.done == 2  # capture 2's tasks succeeded on their second worker
+    mano = outputs(tmp_path / "out")["mano"]
+    assert mano["2"] == outputs(clean_run)["mano"]["2"]
+
+
+def visible_files_are_whole(out: Path) -> None:
+    for path in out.rglob("*"):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix in (".json", ".csv"):
+            text = path.read_text()
+            if path.suffix == ".json":
+                json.loads(text)
+            else:
+                assert text.endswith("\n")
+        elif path.suffix == ".png":
+            assert cv2.imread(str(path)) is not None, path
+
+
+def wait_for_done(out: Path, process: subprocess.Popen, count: int, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        if (out / "ledger.sqlite").is_file():
+            try:
+                if sum(status == "done" for _, status, _ in ledger_rows(out)) >= count:
+                    return
+            except sqlite3.OperationalError:  # the tables are being created
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} tasks done after {timeout} s")
+
+
+def start(dataset: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(COMMAND + ["--data", str(dataset), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+@pytest.mark.slow
+def test_client_killed_part_way_resumes_to_the_clean_result(dataset, clean_run, tmp_path):
+    out = tmp_path / "out"
+    process = start(dataset, out)
+    try:
+        wait_for_done(out, process, 2)
+        os.kill(process.pid, signal.SIGKILL)  # the client, its scheduler with it; workers are orphaned
+        process.wait()
+        visible_files_are_whole(out)
+        statuses = [status for _, status, _ in ledger_rows(out)]
+        assert 2 <= statuses.count("done") < 6 and set(statuses) <= {"done", "pending"}
+    finally:
+        kill_group(process)
+    resumed = subprocess.run(COMMAND + ["--data", str(dataset), "--out", str(out)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{statuses.count('done')} already done" in resumed.stdout
+    assert resumed.stdout.count("tasks/min") == 6 - statuses.count("done")  # only unfinished tasks ran
+    visible_files_are_whole(out)
+    assert outputs(out) == outputs(clean_run)
+    assert [row[:2] for row in ledger_rows(out)] == [row[:2] for row in ledger_rows(clean_run)]
+
+
+@pytest.mark.slow
+def test_worker_killed_part_way_loses_nothing(dataset, clean_run, tmp_path):
+    import psutil
+
+    out = tmp_path / "out"
+    process = start(dataset, out)
+    try:
+        wait_for_done(out, process, 1)
+        workers = [p for p in psutil.Process(process.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2, [p.cmdline() for p in workers]
+        busy = max(workers, key=lambda p: p.cpu_percent(interval=0.5))
+        busy.send_signal(signal.SIGKILL)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        kill_group(process)
+    assert process.returncode == 0, output
+    assert "Restarting worker" in output  # the nanny saw its worker die
+    assert "6 of 6 task(s) done, 0 failed" in output
+    visible_files_are_whole(out)
+    assert outputs(out) == outputs(clean_run)
