@@ -6,9 +6,17 @@ video; one hand texture (albedo, as levels of detail, :mod:`handlib.lod`); one S
 environment light; one linear colour transform per camera. Energy::
 
     L = lambda_data L_data + lambda_prior L_prior
-    L_data  = mean over (c, t) of mean_p |srgb(T_c(R(v_t, c))) - I_ct|            (eq. 3)
-              + edge_weight * mean_p W_ct |srgb(T_c(R)) - I_ct|, W_ct = Canny(I) xor Canny(R)
-    L_prior = mean_t || a_t - BF(a)_t ||,  a = annotation + articulation corrective (eq. 4)
+    L_data  = sum over (c, t) of || srgb(T_c(R(v_t, c))) - I_ct ||                  (eq. 3)
+              + edge_weight * || W_ct (srgb(T_c(R)) - I_ct) ||, W_ct = Canny(I) xor Canny(R)
+    L_prior = || a - BF(a) ||,  a (T, 45) = annotation + articulation corrective     (eq. 4)
+
+with the norms as the paper writes them, Euclidean over all of an image's pixels and
+channels (intensities in [0, 1]) and over the whole (T, 45) articulation signal: the two
+terms' balance at lambda_data = lambda_prior = 1 is the paper's. A per-pixel mean in place
+of the image norm makes the prior about a thousand times stronger, and it then overrides the
+images: on a development video (relaxed/30, 4 frames holding the gesture, 4 cameras of
+167x256, 50 iterations, from 10 mm) every feature on left 6.44 mm and no prior 2.58-2.98 mm;
+with the paper's norms all four combinations of edges and prior end at 2.02-2.12 mm.
 
 with R the ``radiance`` render (diffuse albedo under the SH light, with shadows), compared
 in the images' sRGB encoding. Gradients are accumulated frame by frame: one frame's
@@ -210,16 +218,16 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
                 shown = []
                 for c, (image, alpha) in enumerate(zip(rendered.images, rendered.alphas)):
                     encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
-                    difference = (encoded - observed[t][c]).abs()
-                    data = data + difference.mean()
+                    difference = encoded - observed[t][c]
+                    data = data + torch.linalg.vector_norm(difference)
                     if settings.edges:
                         disagree = image_edges[t][c] ^ edge_map(encoded.detach().numpy())
-                        edge = edge + (difference * torch.as_tensor(disagree)[..., None]).mean()
+                        edge = edge + torch.linalg.vector_norm(difference * torch.as_tensor(disagree)[..., None])
                     shown.append(encoded.detach())
-                frame_loss = settings.data_weight * (data + settings.edge_weight * edge) / (len(cameras) * count)
+                frame_loss = settings.data_weight * (data + settings.edge_weight * edge)
                 frame_loss.backward()
-                record["data"] += float(data.detach()) / (len(cameras) * count)
-                record["edge"] += float(edge.detach()) / (len(cameras) * count)
+                record["data"] += float(data.detach())
+                record["edge"] += float(edge.detach())
                 errors.append(metrics.backprojection_error(observed[t], shown, rendered.alphas))
                 if truth_out is not None:
                     with torch.no_grad():

@@ -40,6 +40,6 @@ def bilateral_filter(signal: torch.Tensor, times: torch.Tensor, sigma: float = S
 
 
 def temporal_prior(articulation: torch.Tensor, times: torch.Tensor, **filter_settings) -> torch.Tensor:
-    """DMVR eq. 4: ``|| a - BF(a) ||`` per frame, averaged over frames, for the articulation
+    """DMVR eq. 4: ``|| a - BF(a) ||``, the Euclidean norm over the whole articulation signal
     ``a`` (T, 45) = annotation + corrective."""
-    return (articulation - bilateral_filter(articulation, times, **filter_settings)).norm(dim=-1).mean()
+    return torch.linalg.vector_norm(articulation - bilateral_filter(articulation, times, **filter_settings))
