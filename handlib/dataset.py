@@ -137,8 +137,7 @@ def unit_from_json(text: str) -> Unit:
 
 
 def unit_folder(out: Path, unit: Unit) -> Path:
-    span = str(unit.frames[0]) if len(unit.frames) == 1 else f"{unit.frames[0]}-{unit.frames[-1]}"
-    return out / "refinement" / f"Capture{unit.capture}" / unit.seq / unit.hand / span
+    return out / "refinement" / f"Capture{unit.capture}" / unit.seq / unit.hand / unit.span
 
 
 def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Options, out: str,

@@ -40,9 +40,13 @@ class Unit:
     frames: tuple[int, ...]
 
     @property
+    def span(self) -> str:
+        """``first-last`` frame numbers, or the one frame's."""
+        return str(self.frames[0]) if len(self.frames) == 1 else f"{self.frames[0]}-{self.frames[-1]}"
+
+    @property
     def key(self) -> str:
-        span = str(self.frames[0]) if len(self.frames) == 1 else f"{self.frames[0]}-{self.frames[-1]}"
-        return f"{self.capture}/{self.seq}/{self.hand}/{span}"
+        return f"{self.capture}/{self.seq}/{self.hand}/{self.span}"
 
 
 @dataclass(frozen=True)

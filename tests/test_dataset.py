@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from handlib.dataset import Cluster, Ledger, Selection, plan, refine_task, run_dataset
