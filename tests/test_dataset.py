@@ -205,6 +205,26 @@ def test_faults_are_retried_once_then_recorded(dataset, clean_run, tmp_path):
     assert mano["2"] == outputs(clean_run)["mano"]["2"]
 
 
+def gpu_probe_task(root, split, contents, unit, options, out, threads):
+    """The real task, reporting which GPU its worker was given."""
+    result = refine_task(root, split, contents, unit, options, out, threads)
+    result["summary"]["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return result
+
+
+@pytest.mark.slow
+def test_gpu_workers_get_one_device_each_and_tasks_ask_for_one(dataset, clean_run, tmp_path):
+    """The --gpus path on a CPU machine: workers declare a GPU resource (tasks that ask for one
+    would wait forever otherwise) and each is pinned to its own device; Mitsuba still picks the
+    CPU variant here, so the result equals the clean run's."""
+    report = run_dataset(dataset, "test", tmp_path / "out", options=SMOKE, cluster=Cluster(gpus=2, threads=1),
+                         log=lambda line: None, task=gpu_probe_task)
+    assert report.done == 6 and not report.failed
+    devices = {json.loads(result)["summary"]["cuda_visible_devices"] for _, _, result in ledger_rows(tmp_path / "out")}
+    assert devices <= {"0", "1"} and devices, devices
+    assert outputs(tmp_path / "out") == outputs(clean_run)
+
+
 def visible_files_are_whole(out: Path) -> None:
     for path in out.rglob("*"):
         if path.name.startswith(".") or not path.is_file():
