@@ -13,7 +13,6 @@ different days.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import machine  # noqa: E402  (the same machine description as the renderer benchmark)
+from render import append_rows, machine  # noqa: E402  (the same machine description as the renderer benchmark)
 
 
 def main() -> None:
@@ -60,12 +59,7 @@ def main() -> None:
         row["efficiency"] = round(speedup * base["workers"] / row["workers"], 3)
         print(f"{row['workers']} vs {base['workers']} worker(s): speed-up {speedup:.2f}, efficiency {row['efficiency']:.2f}")
     base["efficiency"] = 1.0
-    new = not args.csv.is_file()
-    with args.csv.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

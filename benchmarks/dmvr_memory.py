@@ -14,7 +14,6 @@ runs of different days.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import machine  # noqa: E402  (the same machine description as the renderer benchmark)
+from render import append_rows, machine  # noqa: E402  (the same machine description as the renderer benchmark)
 
 
 def run_one(config: dict) -> dict:
@@ -73,12 +72,7 @@ def main() -> None:
     if first["cameras"] == last["cameras"] and first["frames"] != last["frames"]:
         print(f"memory ratio {last['frames']} / {first['frames']} frames: {last['peak_rss_mb'] / first['peak_rss_mb']:.2f} "
               f"(time ratio {last['seconds_per_iteration'] / first['seconds_per_iteration']:.2f})")
-    new = not args.csv.is_file()
-    with args.csv.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,16 @@ from pathlib import Path
 SIZES = {"full": (334, 512), "quarter": (167, 256)}  # InterHand2.6M's images, and half of each side
 
 
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV at ``path`` (the header first when the file is new)."""
+    new = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 def machine() -> str:
     import handlib
 
@@ -149,13 +159,7 @@ def main(argv=None) -> None:
               f"ratio {row['throughput_ratio']:.3f}, peak {row['peak_rss_mb']:.0f} MB", flush=True)
     if not rows:
         return
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["date", *rows[0].keys()])
-        if new:
-            writer.writeheader()
-        for row in rows:
-            writer.writerow({"date": time.strftime("%Y-%m-%d %H:%M"), **row})
+    append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row} for row in rows])
     print_ratios(rows)
 
 

@@ -272,7 +272,7 @@ def test_client_killed_part_way_resumes_to_the_clean_result(dataset, clean_run, 
     process = start(dataset, out)
     try:
         wait_for_done(out, process, 2)
-        os.kill(process.pid, signal.SIGKILL)  # the client, its scheduler with it; workers are orphaned
+        os.kill(process.pid, signal.SIGKILL)  # the client, and its scheduler with it; workers exit after it
         process.wait()
         visible_files_are_whole(out)
         statuses = [status for _, status, _ in ledger_rows(out)]
