@@ -57,8 +57,10 @@ class Selection:
 
 
 def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Unit]:
-    """The tasks of a run, in a fixed order. With ``hand='both'`` a sequence gets a task per hand
-    annotated in any of its frames (the right hand when none is, so that the absence is reported)."""
+    """The tasks of a run, in a fixed order. A hand's tasks hold the frames where it is annotated
+    (the others keep their input unchanged); a hand annotated in none of a sequence's frames gets
+    one task over all of them, which fails with that reason. With ``hand='both'`` a sequence gets
+    tasks for each hand annotated somewhere in it (the right hand when none is)."""
     sequences: dict[tuple[int, str], list[int]] = {}
     for capture, seq, frame in reader.keys():
         if (selection.captures is None or capture in selection.captures) \
@@ -69,17 +71,20 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
         numbers = frame_numbers(selection.frames, available)
         if not numbers:
             continue
+        annotations = reader.mano.get(str(capture), {})
+        annotated = {side: [f for f in numbers if (annotations.get(str(f)) or {}).get(side) is not None]
+                     for side in SIDES}
         if selection.hand == "both":
-            annotated = reader.mano.get(str(capture), {})
-            hands = [s for s in SIDES if any((annotated.get(str(f)) or {}).get(s) for f in numbers)] or ["right"]
+            hands = [side for side in SIDES if annotated[side]] or ["right"]
         else:
             hands = [selection.hand]
         for hand in hands:
+            frames = annotated[hand] or numbers
             if method == "smvr":
-                groups = [[f] for f in numbers]
+                groups = [[f] for f in frames]
             else:
-                size = selection.chunk or len(numbers)
-                groups = [numbers[i:i + size] for i in range(0, len(numbers), size)]
+                size = selection.chunk or len(frames)
+                groups = [frames[i:i + size] for i in range(0, len(frames), size)]
             units += [Unit(capture, seq, hand, tuple(group)) for group in groups]
     return units
 

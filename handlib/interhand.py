@@ -134,6 +134,9 @@ class InterHandReader:
     def keys(self) -> list[tuple[int, str, int]]:
         return list(self._frames)
 
+    def __contains__(self, key) -> bool:
+        return isinstance(key, (tuple, list)) and tuple(key) in self._frames
+
     def subset(self, keys) -> dict:
         """The annotations of the frames ``keys`` only, as ``contents`` for a new reader: what a
         worker needs to refine them without loading the whole split."""

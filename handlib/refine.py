@@ -107,11 +107,11 @@ def load_frames(reader: InterHandReader, unit: Unit, cameras: tuple[str, ...] | 
     frames = []
     for number in unit.frames:
         key = (unit.capture, unit.seq, number)
-        if key not in reader.keys():
+        if key not in reader:
             raise InputError(f"no frame {key} in {reader.root} (split {reader.split}).")
-        problems = [reason for k, reason in reader.skipped if k[:3] == key]
+        seen = len(reader.skipped)
         frame = reader.frame(key)
-        problems = [reason for k, reason in reader.skipped if k[:3] == key][len(problems):]
+        problems = [reason for _, reason in reader.skipped[seen:]]
         if frame is None or problems:
             raise InputError(f"frame {number}: {'; '.join(problems) or 'unreadable'}")
         frames.append(frame)

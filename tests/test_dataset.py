@@ -67,6 +67,15 @@ def test_frame_numbers_and_plan(dataset):
     assert {u.hand for u in plan(reader, Selection(hand="both"), "dmvr")} == {"right"}
     with pytest.raises(ValueError, match="hand"):
         Selection(hand="feet")
+    # a frame without the hand is left out of its sequence's task (it keeps its input), not failed
+    contents = reader.subset(reader.keys())
+    first = min(f for c, _, f in reader.keys() if c == 0)
+    contents["MANO_NeuralAnnot"]["0"][str(first)]["right"] = None
+    partial = InterHandReader(dataset, "test", contents)
+    assert [u.frames for u in plan(partial, Selection(captures=(0,)), "dmvr")] == [
+        tuple(f for c, _, f in reader.keys() if c == 0 and f != first)]
+    seq = reader.keys()[0][1]
+    assert (0, seq, first) in reader and (0, "nope", first) not in reader and first not in reader
 
 
 def test_ledger_resumes_and_refuses_other_settings(tmp_path):
