@@ -74,7 +74,6 @@ class UnitResult:
     and the backprojection error (0-255 levels) before and after; per unit: texture, lighting."""
 
     unit: Unit
-    cameras: list[str]
     entries: dict[int, dict]  # frame -> MANO_NeuralAnnot entry of the hand
     frames: list[dict]  # per frame: frame, backprojection_before/after, diverged, flag
     texture: np.ndarray  # uint8 (S, S, 3), sRGB
@@ -204,7 +203,7 @@ def refine_unit(reader: InterHandReader, unit: Unit, options: Options = Options(
                "cameras": names, "method": options.method, "diverged": result.diverged,
                "best_iteration": result.best_iteration, "seconds": result.seconds, "first": result.history[0],
                "best": best_entry(result.history, result.best_iteration)}
-    return UnitResult(unit, names, entries, per_frame, texture, texture_name, environment, summary, result.history)
+    return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, result.history)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:

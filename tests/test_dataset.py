@@ -2,6 +2,7 @@
 including bad input, faults and SIGKILL of the client or of a worker part-way."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -262,33 +263,36 @@ def wait_for_done(out: Path, process: subprocess.Popen, count: int, timeout: flo
     raise AssertionError(f"fewer than {count} tasks done after {timeout} s")
 
 
-def start(dataset: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen(COMMAND + ["--data", str(dataset), "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def command(dataset: Path, out: Path) -> list[str]:
+    return COMMAND + ["--data", str(dataset), "--out", str(out)]
 
 
-def kill_group(process: subprocess.Popen) -> None:
+@contextlib.contextmanager
+def running(dataset: Path, out: Path):
+    """refine-dataset started in its own process group, which is killed whole on leaving."""
+    process = subprocess.Popen(command(dataset, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+        yield process
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
 @pytest.mark.slow
 def test_client_killed_part_way_resumes_to_the_clean_result(dataset, clean_run, tmp_path):
     out = tmp_path / "out"
-    process = start(dataset, out)
-    try:
+    with running(dataset, out) as process:
         wait_for_done(out, process, 2)
         os.kill(process.pid, signal.SIGKILL)  # the client, and its scheduler with it; workers exit after it
         process.wait()
         visible_files_are_whole(out)
         statuses = [status for _, status, _ in ledger_rows(out)]
         assert 2 <= statuses.count("done") < 6 and set(statuses) <= {"done", "pending"}
-    finally:
-        kill_group(process)
-    resumed = subprocess.run(COMMAND + ["--data", str(dataset), "--out", str(out)], capture_output=True, text=True)
+    resumed = subprocess.run(command(dataset, out), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{statuses.count('done')} already done" in resumed.stdout
     assert resumed.stdout.count("tasks/min") == 6 - statuses.count("done")  # only unfinished tasks ran
@@ -302,8 +306,7 @@ def test_worker_killed_part_way_loses_nothing(dataset, clean_run, tmp_path):
     import psutil
 
     out = tmp_path / "out"
-    process = start(dataset, out)
-    try:
+    with running(dataset, out) as process:
         wait_for_done(out, process, 1)
         workers = [p for p in psutil.Process(process.pid).children(recursive=True)
                    if "spawn_main" in " ".join(p.cmdline())]
@@ -311,8 +314,6 @@ def test_worker_killed_part_way_loses_nothing(dataset, clean_run, tmp_path):
         busy = max(workers, key=lambda p: p.cpu_percent(interval=0.5))
         busy.send_signal(signal.SIGKILL)
         output, _ = process.communicate(timeout=300)
-    finally:
-        kill_group(process)
     assert process.returncode == 0, output
     assert "Restarting worker" in output  # the nanny saw its worker die
     assert "6 of 6 task(s) done, 0 failed" in output
