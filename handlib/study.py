@@ -104,15 +104,18 @@ class SequenceProblem:
 
 
 def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scale = Scale(),
-                          gestures: tuple[str, ...] | None = None) -> SequenceProblem:
+                          gestures: tuple[str, ...] | None = None,
+                          motion: tuple[float, float] = (0.0, 1.0)) -> SequenceProblem:
     """Synthesise a ``frames``-frame video moving from ``case.gesture`` through ``gestures`` (default:
-    to a fist, or to an open hand from a fist) and load it as a video refinement would."""
+    to a fist, or to an open hand from a fist), or the ``motion`` stretch of that path (see
+    :class:`~handlib.synth.SynthSettings`), and load it as a video refinement would."""
     gestures = gestures or ((case.gesture, "open") if case.gesture == "fist" else (case.gesture, "fist"))
-    out = Path(root) / f"{case.key}_t{frames}_{'_'.join(gestures)}_{abs(hash(scale)) % 10**8}"
+    stretch = "" if motion == (0.0, 1.0) else f"_m{motion[0]:.3f}-{motion[1]:.3f}"
+    out = Path(root) / f"{case.key}_t{frames}{stretch}_{'_'.join(gestures)}_{abs(hash(scale)) % 10**8}"
     if not (out / "ground_truth" / "scene.json").is_file():
-        synthesize(out, SynthSettings(cameras=scale.cameras, gestures=gestures, frames=frames, noise_mm=case.noise_mm,
-                                      seed=case.subject, spp=scale.spp, texture_size=scale.texture_size,
-                                      shrink=scale.shrink, occluded_views=case.occluded,
+        synthesize(out, SynthSettings(cameras=scale.cameras, gestures=gestures, frames=frames, motion=motion,
+                                      noise_mm=case.noise_mm, seed=case.subject, spp=scale.spp,
+                                      texture_size=scale.texture_size, shrink=scale.shrink, occluded_views=case.occluded,
                                       directional_light=scale.directional_light,
                                       colour_response=scale.colour_response), progress=False)
     reader = InterHandReader(out, "test")

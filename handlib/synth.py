@@ -45,6 +45,9 @@ class SynthSettings:
     gestures: tuple[str, ...] = ("open", "fist")
     subjects: int = 1
     frames: int = 1
+    # The stretch of the motion through ``gestures`` that the frames sample, as fractions of it:
+    # (0, 1) all of it; (4/9, 5/9) two neighbouring samples from the middle of a 10-frame video.
+    motion: tuple[float, float] = (0.0, 1.0)
     noise_mm: float = 5.0
     joint_noise_mm: float | None = None  # mean 3D error of the noisy joints; default = noise_mm
     seed: int = 0
@@ -65,6 +68,8 @@ class SynthSettings:
             raise ValueError("noise_mm must be >= 0, shrink >= 1, texture_size >= 16.")
         if not 0.0 <= self.occluded_views <= 1.0:
             raise ValueError(f"occluded_views is a fraction in [0, 1], got {self.occluded_views}.")
+        if len(self.motion) != 2 or not 0.0 <= self.motion[0] <= self.motion[1] <= 1.0:
+            raise ValueError(f"motion is a stretch (start, end) with 0 <= start <= end <= 1, got {self.motion}.")
 
 
 def studio_light(directional: float, rng: np.random.Generator) -> torch.Tensor:
@@ -92,14 +97,16 @@ def colour_responses(count: int, spread: float, rng: np.random.Generator) -> np.
     return responses
 
 
-def sequence_poses(model: HandModel, names: tuple[str, ...], frames: int, rng: np.random.Generator):
+def sequence_poses(model: HandModel, names: tuple[str, ...], frames: int, rng: np.random.Generator,
+                   motion: tuple[float, float] = (0.0, 1.0)):
     """Per frame: hand pose (45, template-relative), global rotation vector (3) and translation
-    (3, m), moving through ``names`` in order; and irregular frame indices (InterHand2.6M's
-    videos skip frames)."""
+    (3, m), moving through ``names`` in order (the ``motion`` stretch of that path, as fractions
+    of it); and irregular frame indices (InterHand2.6M's videos skip frames)."""
     rest = model.rest_joints
     keys = np.stack([gesture_pose(name, rest) for name in names])
     steps = np.cumsum(rng.integers(1, 4, size=frames))  # gaps of 1 to 3 frames
-    phase = np.linspace(0.0, len(names) - 1, frames) if frames > 1 else np.zeros(1)
+    s = np.linspace(*motion, frames)[:, None]  # where on the path each frame is, 0..1
+    phase = s[:, 0] * (len(names) - 1)
     low = np.floor(phase).astype(int)
     high = np.minimum(low + 1, len(names) - 1)
     t = (phase - low)[:, None]
@@ -109,7 +116,6 @@ def sequence_poses(model: HandModel, names: tuple[str, ...], frames: int, rng: n
     base = rng.normal(scale=0.6, size=3)
     spin = rng.normal(scale=0.25, size=3)
     drift = rng.normal(scale=0.02, size=3)  # metres over the sequence
-    s = np.linspace(0.0, 1.0, frames)[:, None]
     orient = base[None] + s * spin[None]
     transl = (HAND_CENTRE_MM / 1000.0)[None] + s * drift[None]
     return poses, orient, transl, steps
@@ -233,7 +239,8 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
                     cv2.cvtColor(to_srgb8(subject.texture.numpy()), cv2.COLOR_RGB2BGR))
         scene["subjects"][str(capture)] = {"betas": subject.betas.tolist(), "tone": subject.tone,
                                            "texture": f"textures/capture{capture}.npy"}
-        poses, orients, transls, indices = sequence_poses(model, settings.gestures, settings.frames, rng)
+        poses, orients, transls, indices = sequence_poses(model, settings.gestures, settings.frames, rng,
+                                                            settings.motion)
         for pose, orient, transl, index in zip(poses, orients, transls, indices):
             params = centre_on(model, _params(model, pose, orient, transl, subject.betas), HAND_CENTRE_MM)
             with torch.no_grad():

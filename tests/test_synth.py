@@ -10,7 +10,7 @@ from handlib.cli import main
 from handlib.gestures import GESTURES, gesture_pose
 from handlib.hand import HandModel, HandParams
 from handlib.interhand import InterHandReader, annotation_path
-from handlib.synth import SynthSettings, colour_responses, perturb, studio_light, synthesize
+from handlib.synth import SynthSettings, colour_responses, perturb, sequence_poses, studio_light, synthesize
 
 TINY = dict(cameras=3, shrink=4, texture_size=64, spp=2)
 
@@ -86,6 +86,18 @@ def test_gestures_are_distinct_and_fist_curls():
         return (out.joints21[0, [4, 8, 12, 16]] - out.joints21[0, 20]).norm(dim=-1).mean().item()
 
     assert tip_to_wrist("fist") < 0.6 * tip_to_wrist("open")
+
+
+def test_a_motion_stretch_samples_the_same_path():
+    model = HandModel("right")
+    whole, _, _, _ = sequence_poses(model, ("ok", "fist"), 10, np.random.default_rng(0))
+    middle, _, _, _ = sequence_poses(model, ("ok", "fist"), 2, np.random.default_rng(0), motion=(4 / 9, 5 / 9))
+    np.testing.assert_allclose(middle, whole[4:6], atol=1e-12)
+    # Between those two samples the pose moves a ninth of the way or more (the middle is the fastest).
+    assert np.abs(middle[1] - middle[0]).max() > np.abs(whole[-1] - whole[0]).max() / 9
+    assert np.abs(middle[1] - middle[0]).max() < np.abs(whole[-1] - whole[0]).max() / 4
+    with pytest.raises(ValueError, match="motion is a stretch"):
+        SynthSettings(frames=2, motion=(0.6, 0.5))
 
 
 def test_light_is_physical_and_responses_near_identity():
