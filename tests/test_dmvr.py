@@ -27,7 +27,7 @@ def test_levels_of_detail_compose_back_to_the_texture():
 
 def test_bilateral_filter_smooths_noise_and_keeps_jumps():
     torch.manual_seed(0)
-    curling = slice(6, 15)  # three fingers' angles (index, middle, ring) curl by 1.2 rad at sample 10
+    curling = slice(6, 15)  # nine angles (the index tip, the middle finger's two inner joints) curl by 1.2 rad
     clean = torch.zeros(20, 45)
     clean[10:, curling] = 1.2
     # Annotation noise of ~0.2 rad per angle (10 mm of vertex error): as 45-angle vectors, neighbours
@@ -38,7 +38,7 @@ def test_bilateral_filter_smooths_noise_and_keeps_jumps():
     # Weights (e^-2, 1, e^-2) in time times ~0.95 in range: the noise falls to ~0.85 of itself
     # (a range kernel on whole vectors leaves it at 0.997).
     assert (filtered - clean)[inside].norm(dim=1).mean() < 0.87 * (noisy - clean)[inside].norm(dim=1).mean()
-    # The curl survives: across it the range weight is e^-(1.2^2 / 0.72) = 0.14 of the time weight.
+    # The curl (at sample 10) survives: across it the range weight is e^-(1.2^2 / 0.72) = 0.14.
     jump = (filtered[10, curling] - filtered[9, curling]).mean()
     assert jump > 0.9 * (noisy[10, curling] - noisy[9, curling]).mean()
     # Constant signals are left alone; the prior is zero for them, positive for noise.
