@@ -8,6 +8,7 @@ bundled with the book rather than a CDN) and saves a PNG of it in ``figures/``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,47 @@ def load_table(name: str, profile: str, folder: Path = RESULTS) -> pd.DataFrame 
     """The table ``name`` of ``profile``, or None when that experiment has not run."""
     path = Path(folder) / profile / f"{name}.csv"
     return pd.read_csv(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """An ablation's configurations ranked by mean error over videos and repeated runs.
+
+    ``lead``: how far the reference configuration is ahead of the best other one (negative
+    when behind); ``spread``: the largest difference between repeated runs of one
+    configuration on one video (0 with one run each), the noise a lead is measured against."""
+
+    means: dict[str, float]
+    reference: str
+    lead: float
+    spread: float
+
+    @property
+    def best(self) -> str:
+        return min(self.means, key=self.means.get)
+
+    @property
+    def verdict(self) -> str:
+        """Whether the reference is the best: yes / yes, within run-to-run spread / no, but
+        within run-to-run spread of the best / no."""
+        if self.lead > 0:
+            return "yes" if self.lead > self.spread else "yes, within run-to-run spread"
+        return "no, but within run-to-run spread of the best" if self.lead > -self.spread else "no"
+
+
+def rank_configurations(table: pd.DataFrame, reference: str, value: str = "eps_v_after",
+                        configuration: str = "features", video: str = "case") -> Ranking:
+    """Rank the configurations of a tidy ablation table (one row per run: ``configuration``,
+    ``video``, ``value``; repeated runs as repeated rows) by their mean ``value``."""
+    missing = {value, configuration, video} - set(table.columns)
+    if missing:
+        raise ValueError(f"The ablation table lacks the columns {sorted(missing)}.")
+    means = table.groupby(configuration, sort=False)[value].mean()
+    if reference not in means or len(means) < 2:
+        raise ValueError(f"Need the reference {reference!r} and another configuration; got {list(means.index)}.")
+    runs = table.groupby([video, configuration])[value]
+    return Ranking({k: float(v) for k, v in means.items()}, reference,
+                   float(means.drop(reference).min() - means[reference]), float((runs.max() - runs.min()).max()))
 
 
 def save_image(name: str, image, folder: Path = FIGURES) -> Path:

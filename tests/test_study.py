@@ -2,6 +2,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -23,6 +24,29 @@ def test_problem_reads_back_what_was_synthesised(problem):
     with torch.no_grad():
         error = (problem.model(problem.initial).vertices - problem.model(problem.truth).vertices).norm(dim=-1).mean()
     assert abs(float(error) - 4.0) < 0.2
+
+
+def test_ablation_ranking_measures_the_lead_against_the_rerun_spread():
+    def table(runs):  # runs: {configuration: [(video, value), ...]}
+        return pd.DataFrame([{"features": k, "case": v, "eps_v_after": x} for k, rs in runs.items() for v, x in rs])
+
+    clear = report.rank_configurations(table({"full": [("a", 2.0), ("a", 2.1), ("b", 3.0), ("b", 3.1)],
+                                              "none": [("a", 2.6), ("a", 2.7), ("b", 3.6), ("b", 3.5)]}), "full")
+    assert clear.best == "full" and clear.lead == pytest.approx(0.55) and clear.spread == pytest.approx(0.1)
+    assert clear.verdict == "yes"
+    close = report.rank_configurations(table({"full": [("a", 2.1), ("a", 2.5)], "none": [("a", 2.3), ("a", 2.2)]}),
+                                       "full")
+    assert close.best == "none" and close.lead == pytest.approx(-0.05) and close.spread == pytest.approx(0.4)
+    assert close.verdict == "no, but within run-to-run spread of the best"
+    single = report.rank_configurations(table({"full": [("a", 2.2)], "none": [("a", 2.25)]}), "full")
+    assert single.spread == 0 and single.verdict == "yes"  # one run each: no measured spread to beat
+    narrow = report.rank_configurations(table({"full": [("a", 2.0), ("a", 2.2)], "none": [("a", 2.2)]}), "full")
+    assert narrow.lead == pytest.approx(0.1) and narrow.verdict == "yes, within run-to-run spread"
+    assert report.rank_configurations(table({"full": [("a", 3.0)], "none": [("a", 2.0)]}), "full").verdict == "no"
+    with pytest.raises(ValueError, match="reference"):
+        report.rank_configurations(table({"none": [("a", 2.0)], "edges": [("a", 2.1)]}), "full")
+    with pytest.raises(ValueError, match="lacks"):
+        report.rank_configurations(pd.DataFrame({"features": ["full"], "eps_v_after": [1.0]}), "full")
 
 
 def test_greedy_camera_order_maximises_new_surface_each_step(problem):
