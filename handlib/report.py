@@ -8,6 +8,7 @@ bundled with the book rather than a CDN) and saves a PNG of it in ``figures/``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,43 +35,60 @@ def load_table(name: str, profile: str, folder: Path = RESULTS) -> pd.DataFrame 
 
 @dataclass(frozen=True)
 class Ranking:
-    """An ablation's configurations ranked by mean error over videos and repeated runs.
+    """An ablation's configurations ranked by mean error, each compared with the reference run
+    by run: on the same video with the same seed (hence the same Monte Carlo samples to start).
 
-    ``lead``: how far the reference configuration is ahead of the best other one (negative
-    when behind); ``spread``: the largest difference between repeated runs of one
-    configuration on one video (0 with one run each), the noise a lead is measured against."""
+    ``gaps[k]``: the mean over those pairs of (k's error - the reference's), positive where the
+    reference is better; ``noise[k]``: twice the standard error of that mean (0 with a single
+    pair), the margin a gap must clear to count."""
 
     means: dict[str, float]
     reference: str
-    lead: float
-    spread: float
+    gaps: dict[str, float]
+    noise: dict[str, float]
+    pairs: int
 
     @property
     def best(self) -> str:
         return min(self.means, key=self.means.get)
 
     @property
+    def lead(self) -> float:
+        """How far the reference is ahead of the best other configuration (negative: behind)."""
+        return min(self.gaps.values())
+
+    @property
     def verdict(self) -> str:
-        """Whether the reference is the best: yes / yes, within run-to-run spread / no, but
-        within run-to-run spread of the best / no."""
+        """Whether the reference is the best: yes / yes, within noise / no, but within noise / no."""
         if self.lead > 0:
-            return "yes" if self.lead > self.spread else "yes, within run-to-run spread"
-        return "no, but within run-to-run spread of the best" if self.lead > -self.spread else "no"
+            return "yes" if all(self.gaps[k] > self.noise[k] for k in self.gaps) else "yes, within noise"
+        behind = [k for k in self.gaps if self.gaps[k] <= 0]
+        return "no, but within noise" if all(self.gaps[k] > -self.noise[k] for k in behind) else "no"
 
 
 def rank_configurations(table: pd.DataFrame, reference: str, value: str = "eps_v_after",
-                        configuration: str = "features", video: str = "case") -> Ranking:
+                        configuration: str = "features", video: str = "case", run: str = "seed") -> Ranking:
     """Rank the configurations of a tidy ablation table (one row per run: ``configuration``,
-    ``video``, ``value``; repeated runs as repeated rows) by their mean ``value``."""
+    ``video``, ``run`` (the seed; optional when each configuration runs once per video) and
+    ``value``) and pair each with the ``reference`` on the same video and run."""
     missing = {value, configuration, video} - set(table.columns)
     if missing:
         raise ValueError(f"The ablation table lacks the columns {sorted(missing)}.")
+    table = table if run in table.columns else table.assign(**{run: 0})
+    if table.duplicated([configuration, video, run]).any():
+        raise ValueError(f"Two rows share a {configuration}, {video} and {run}; give repeated runs distinct {run}s.")
+    wide = table.pivot(index=[video, run], columns=configuration, values=value)
+    if reference not in wide.columns or wide.shape[1] < 2:
+        raise ValueError(f"Need the reference {reference!r} and another configuration; got {list(wide.columns)}.")
+    if wide.isna().any().any():
+        raise ValueError(f"Every configuration needs a run for each ({video}, {run}) that the others have.")
+    differences = wide.drop(columns=reference).sub(wide[reference], axis=0)
+    pairs = len(differences)
+    noise = 2 * differences.std() / math.sqrt(pairs) if pairs > 1 else pd.Series(0.0, index=differences.columns)
     means = table.groupby(configuration, sort=False)[value].mean()
-    if reference not in means or len(means) < 2:
-        raise ValueError(f"Need the reference {reference!r} and another configuration; got {list(means.index)}.")
-    runs = table.groupby([video, configuration])[value]
     return Ranking({k: float(v) for k, v in means.items()}, reference,
-                   float(means.drop(reference).min() - means[reference]), float((runs.max() - runs.min()).max()))
+                   {k: float(v) for k, v in differences.mean().items()},
+                   {k: float(v) for k, v in noise.items()}, pairs)
 
 
 def save_image(name: str, image, folder: Path = FIGURES) -> Path:

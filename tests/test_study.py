@@ -26,27 +26,42 @@ def test_problem_reads_back_what_was_synthesised(problem):
     assert abs(float(error) - 4.0) < 0.2
 
 
-def test_ablation_ranking_measures_the_lead_against_the_rerun_spread():
-    def table(runs):  # runs: {configuration: [(video, value), ...]}
-        return pd.DataFrame([{"features": k, "case": v, "eps_v_after": x} for k, rs in runs.items() for v, x in rs])
+def test_ablation_ranking_pairs_runs_by_video_and_seed():
+    def table(runs):  # runs: {configuration: [(video, seed, value), ...]}
+        return pd.DataFrame([{"features": k, "case": v, "seed": s, "eps_v_after": x}
+                             for k, rs in runs.items() for v, s, x in rs])
 
-    clear = report.rank_configurations(table({"full": [("a", 2.0), ("a", 2.1), ("b", 3.0), ("b", 3.1)],
-                                              "none": [("a", 2.6), ("a", 2.7), ("b", 3.6), ("b", 3.5)]}), "full")
-    assert clear.best == "full" and clear.lead == pytest.approx(0.55) and clear.spread == pytest.approx(0.1)
-    assert clear.verdict == "yes"
-    close = report.rank_configurations(table({"full": [("a", 2.1), ("a", 2.5)], "none": [("a", 2.3), ("a", 2.2)]}),
-                                       "full")
-    assert close.best == "none" and close.lead == pytest.approx(-0.05) and close.spread == pytest.approx(0.4)
-    assert close.verdict == "no, but within run-to-run spread of the best"
-    single = report.rank_configurations(table({"full": [("a", 2.2)], "none": [("a", 2.25)]}), "full")
-    assert single.spread == 0 and single.verdict == "yes"  # one run each: no measured spread to beat
-    narrow = report.rank_configurations(table({"full": [("a", 2.0), ("a", 2.2)], "none": [("a", 2.2)]}), "full")
-    assert narrow.lead == pytest.approx(0.1) and narrow.verdict == "yes, within run-to-run spread"
-    assert report.rank_configurations(table({"full": [("a", 3.0)], "none": [("a", 2.0)]}), "full").verdict == "no"
+    # The seed moves both configurations together (by 0.8 mm): paired, "full" is ahead by
+    # 0.1-0.2 mm every time, although each one's runs spread by more than that.
+    paired = report.rank_configurations(table({"full": [("a", 0, 2.0), ("a", 1, 2.8), ("b", 0, 3.0), ("b", 1, 3.8)],
+                                               "none": [("a", 0, 2.1), ("a", 1, 3.0), ("b", 0, 3.2), ("b", 1, 3.9)]}),
+                                        "full")
+    assert paired.best == "full" and paired.pairs == 4 and paired.lead == pytest.approx(0.15)
+    assert paired.noise["none"] == pytest.approx(2 * np.std([0.1, 0.2, 0.2, 0.1], ddof=1) / 2)
+    assert paired.verdict == "yes"
+    # Ahead on average, but one pair reverses the order: within the noise.
+    mixed = report.rank_configurations(table({"full": [("a", 0, 2.0), ("a", 1, 2.5)],
+                                              "none": [("a", 0, 2.6), ("a", 1, 2.3)]}), "full")
+    assert mixed.lead == pytest.approx(0.2) and mixed.verdict == "yes, within noise"
+    behind = report.rank_configurations(table({"full": [("a", 0, 2.6), ("a", 1, 2.3)],
+                                               "none": [("a", 0, 2.0), ("a", 1, 2.5)]}), "full")
+    assert behind.best == "none" and behind.lead == pytest.approx(-0.2)
+    assert behind.verdict == "no, but within noise"
+    clearly = report.rank_configurations(table({"full": [("a", 0, 3.0), ("a", 1, 3.1)],
+                                                "none": [("a", 0, 2.0), ("a", 1, 2.2)]}), "full")
+    assert clearly.verdict == "no"
+    # One run per configuration and video (no seed column): paired by video, no noise measured.
+    single = report.rank_configurations(pd.DataFrame({"features": ["full", "none"], "case": ["a", "a"],
+                                                      "eps_v_after": [2.2, 2.25]}), "full")
+    assert single.pairs == 1 and single.noise["none"] == 0 and single.verdict == "yes"
     with pytest.raises(ValueError, match="reference"):
-        report.rank_configurations(table({"none": [("a", 2.0)], "edges": [("a", 2.1)]}), "full")
+        report.rank_configurations(table({"none": [("a", 0, 2.0)], "edges": [("a", 0, 2.1)]}), "full")
     with pytest.raises(ValueError, match="lacks"):
         report.rank_configurations(pd.DataFrame({"features": ["full"], "eps_v_after": [1.0]}), "full")
+    with pytest.raises(ValueError, match="distinct"):
+        report.rank_configurations(table({"full": [("a", 0, 2.0), ("a", 0, 2.1)], "none": [("a", 0, 2.2)]}), "full")
+    with pytest.raises(ValueError, match="needs a run"):
+        report.rank_configurations(table({"full": [("a", 0, 2.0), ("a", 1, 2.1)], "none": [("a", 0, 2.2)]}), "full")
 
 
 def test_greedy_camera_order_maximises_new_surface_each_step(problem):
