@@ -104,6 +104,16 @@ def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_V
     return np.concatenate(rows, axis=0)
 
 
+def mesh_box(camera, meshes: list[np.ndarray], margin: int = 0) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pixels of ``camera``'s image that the meshes ((V, 3) mm world
+    vertices each) cover, plus ``margin`` pixels, clipped to the image."""
+    pixels = np.concatenate([camera.project(np.asarray(v, dtype=np.float64))[0] for v in meshes])
+    x0, y0 = (int(max(0, np.floor(pixels[:, k].min()) - margin)) for k in (0, 1))
+    x1 = int(min(camera.width, np.ceil(pixels[:, 0].max()) + margin))
+    y1 = int(min(camera.height, np.ceil(pixels[:, 1].max()) + margin))
+    return x0, y0, x1, y1
+
+
 def outline_overlay(image: np.ndarray, camera, meshes: list[tuple[np.ndarray, tuple[int, int, int]]], faces: np.ndarray,
                     upscale: int = 4, thickness: int = 1, crop_margin: int | None = None) -> np.ndarray:
     """``image`` (H, W, 3) uint8 RGB, enlarged ``upscale`` times, with the silhouette outline of
@@ -115,10 +125,7 @@ def outline_overlay(image: np.ndarray, camera, meshes: list[tuple[np.ndarray, tu
     projected = [(camera.project(np.asarray(v, dtype=np.float64)), colour) for v, colour in meshes]
     x0, y0 = 0, 0
     if crop_margin is not None:
-        pixels = np.concatenate([p for (p, depth), _ in projected])
-        x0, y0 = (int(max(0, np.floor(pixels[:, k].min()) - crop_margin)) for k in (0, 1))
-        x1 = int(min(width, np.ceil(pixels[:, 0].max()) + crop_margin))
-        y1 = int(min(height, np.ceil(pixels[:, 1].max()) + crop_margin))
+        x0, y0, x1, y1 = mesh_box(camera, [v for v, _ in meshes], crop_margin)
         image = image[y0:y1, x0:x1]
         height, width = image.shape[:2]
     canvas = cv2.resize(image, (width * upscale, height * upscale), interpolation=cv2.INTER_NEAREST)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from handlib import report
-from handlib.preview import outline_overlay
+from handlib.preview import mesh_box, outline_overlay
 from handlib.study import Case, Scale, face_samples, greedy_camera_order, make_problem
 from handlib.surface import HandSurface
 
@@ -96,6 +96,14 @@ def test_outline_overlay_traces_the_projected_silhouette(problem):
     assert abs(rows.min() / 2 - pixels[:, 1].min()) < 1.5 and abs(rows.max() / 2 - pixels[:, 1].max()) < 1.5
     centre = np.round(pixels.mean(0) * 2).astype(int)  # the outline only: the inside stays blank
     assert canvas[centre[1], centre[0]].sum() == 0 or canvas[..., 0].sum() < 0.3 * 255 * canvas[..., 0].size
+    # Cropped to the hand's box (mesh_box): the same outline, shifted by the box's corner.
+    x0, y0, x1, y1 = mesh_box(camera, [vertices], margin=3)
+    assert x0 <= pixels[:, 0].min() - 2 and x1 >= pixels[:, 0].max() + 2 and 0 <= x0 < x1 <= camera.width
+    assert y0 <= pixels[:, 1].min() - 2 and y1 >= pixels[:, 1].max() + 2 and 0 <= y0 < y1 <= camera.height
+    cropped = outline_overlay(blank, camera, [(vertices, (255, 0, 0))], problem.model.faces.numpy(), upscale=2,
+                              crop_margin=3)
+    assert cropped.shape[:2] == (2 * (y1 - y0), 2 * (x1 - x0))
+    assert np.array_equal(cropped, canvas[2 * y0:2 * y1, 2 * x0:2 * x1])
 
 
 def test_tables_round_trip(tmp_path):
