@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -38,15 +38,28 @@ class Ranking:
     """An ablation's configurations ranked by mean error, each compared with the reference run
     by run: on the same video with the same seed (hence the same Monte Carlo samples to start).
 
-    ``gaps[k]``: the mean over those pairs of (k's error - the reference's), positive where the
-    reference is better; ``noise[k]``: twice the standard error of that mean (0 with a single
-    pair), the margin a gap must clear to count."""
+    ``differences``: one row per (video, run), one column per other configuration k, k's error
+    minus the reference's. ``gaps[k]``: their mean, positive where the reference is better;
+    ``noise[k]``: twice the standard error of that mean (0 with a single pair), the margin a
+    gap must clear to count."""
 
     means: dict[str, float]
     reference: str
-    gaps: dict[str, float]
-    noise: dict[str, float]
-    pairs: int
+    differences: pd.DataFrame = field(compare=False)
+
+    @property
+    def pairs(self) -> int:
+        return len(self.differences)
+
+    @property
+    def gaps(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.differences.mean().items()}
+
+    @property
+    def noise(self) -> dict[str, float]:
+        if self.pairs < 2:
+            return {k: 0.0 for k in self.differences.columns}
+        return {k: float(2 * v / math.sqrt(self.pairs)) for k, v in self.differences.std().items()}
 
     @property
     def best(self) -> str:
@@ -60,10 +73,11 @@ class Ranking:
     @property
     def verdict(self) -> str:
         """Whether the reference is the best: yes / yes, within noise / no, but within noise / no."""
+        gaps, noise = self.gaps, self.noise
         if self.lead > 0:
-            return "yes" if all(self.gaps[k] > self.noise[k] for k in self.gaps) else "yes, within noise"
-        behind = [k for k in self.gaps if self.gaps[k] <= 0]
-        return "no, but within noise" if all(self.gaps[k] > -self.noise[k] for k in behind) else "no"
+            return "yes" if all(gaps[k] > noise[k] for k in gaps) else "yes, within noise"
+        behind = [k for k in gaps if gaps[k] <= 0]
+        return "no, but within noise" if all(gaps[k] > -noise[k] for k in behind) else "no"
 
 
 def rank_configurations(table: pd.DataFrame, reference: str, value: str = "eps_v_after",
@@ -82,13 +96,9 @@ def rank_configurations(table: pd.DataFrame, reference: str, value: str = "eps_v
         raise ValueError(f"Need the reference {reference!r} and another configuration; got {list(wide.columns)}.")
     if wide.isna().any().any():
         raise ValueError(f"Every configuration needs a run for each ({video}, {run}) that the others have.")
-    differences = wide.drop(columns=reference).sub(wide[reference], axis=0)
-    pairs = len(differences)
-    noise = 2 * differences.std() / math.sqrt(pairs) if pairs > 1 else pd.Series(0.0, index=differences.columns)
     means = table.groupby(configuration, sort=False)[value].mean()
     return Ranking({k: float(v) for k, v in means.items()}, reference,
-                   {k: float(v) for k, v in differences.mean().items()},
-                   {k: float(v) for k, v in noise.items()}, pairs)
+                   wide.drop(columns=reference).sub(wide[reference], axis=0))
 
 
 def save_image(name: str, image, folder: Path = FIGURES) -> Path:
