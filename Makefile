@@ -1,6 +1,6 @@
 # handlib: the two commands of the README, each doing its own set-up on a fresh
 # Debian/Ubuntu machine (as root, or with sudo).
-#   make test   system libraries, Chromium, .venv, handlib[test,book]; run the tests (the smoke book too)
+#   make test   system libraries, Chromium, .venv, handlib[test,book]; ruff (format, lint); the tests (the smoke book too)
 #   make book   system libraries, Chromium, MathJax, .venv, handlib[book]; run the notebooks, build book/
 # Re-running is fast: each set-up step is redone only when its inputs change.
 
@@ -18,21 +18,31 @@ LLVM_PKG := libllvm19
 
 # The tests include building the book (smoke profile) and reading it in Chromium.
 test: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 book: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
 	$(PY) -m handlib.book $(if $(PROFILE),--profile $(PROFILE))
 	@echo "Open book/_build/html/index.html"
 
-# System packages: libLLVM 19 for Mitsuba's CPU variant, venv support for Python.
+# System packages: libLLVM 19 for Mitsuba's CPU variant, venv support for Python. A distribution
+# without libllvm19 in its repositories stops here with what to do instead.
 system: $(STAMPS)/system
 $(STAMPS)/system:
 	@mkdir -p $(STAMPS)
 	@if ! ls /usr/lib/*/libLLVM-19.so* /usr/lib/llvm-19/lib/libLLVM*.so* >/dev/null 2>&1 \
 	    || ! $(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1; then \
 	  echo "Installing $(LLVM_PKG) and python3-venv with apt"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(LLVM_PKG) python3-venv >/dev/null; \
+	  $(SUDO) apt-get update -qq || exit 1; \
+	  if ! apt-cache show $(LLVM_PKG) >/dev/null 2>&1; then \
+	    echo "error: this distribution's repositories have no $(LLVM_PKG) (Mitsuba's CPU variant needs libLLVM 16-21;" >&2; \
+	    echo "  15 and older crash it). Either enable your distribution's backports (e.g. Debian bookworm-backports," >&2; \
+	    echo "  or Ubuntu's universe) and run make again, or use the conda route: conda env create -f environment.yml" >&2; \
+	    echo "  (conda-forge's libllvm19), or set DRJIT_LIBLLVM_PATH to a libLLVM 16-21 you have." >&2; \
+	    exit 1; \
+	  fi; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(LLVM_PKG) python3-venv >/dev/null || exit 1; \
 	fi
 	@touch $@
 
@@ -45,17 +55,24 @@ $(STAMPS)/chromium: | $(STAMPS)/system
 	fi
 	@touch $@
 
-# MathJax from the npm registry, so the book's equations render offline (digest checked by handlib.book).
-$(STAMPS)/mathjax-3.2.2.tgz:
-	@mkdir -p $(STAMPS)
-	curl -fsSL -o $@.part https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz && mv $@.part $@
+# MathJax through npm, the npm registry's client (installed with apt when missing), so the book's
+# equations render offline; handlib.book checks the tarball's sha256 before unpacking it.
+$(STAMPS)/mathjax-3.2.2.tgz: | $(STAMPS)/system
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "Installing npm with apt"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; \
+	fi
+	npm pack --silent --pack-destination $(STAMPS) mathjax@3.2.2 >/dev/null
 
 $(VENV)/bin/python: | $(STAMPS)/system
 	$(PYTHON) -m venv $(VENV)
 
-# torch first and pinned: a bare or newer torch pulls several GB of CUDA packages.
+# torch first and pinned. pip takes it from the index it is configured with: from PyPI, Linux x86_64
+# gets the CUDA build (several GB). TORCH_INDEX=<a wheel index> picks another, e.g. PyTorch's CPU-only
+# index (the --index-url its install selector shows for "CPU"); see the README.
+TORCH_INDEX ?=
 $(STAMPS)/venv-test: pyproject.toml $(VENV)/bin/python
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	@touch $@
 

@@ -1,13 +1,21 @@
 """handlib: refine 3D hand annotations of multi-view datasets by differentiable rendering.
 
-Importing handlib selects the Mitsuba 3 variant (see :mod:`handlib.backend`):
-``HANDLIB_VARIANT`` if set, else ``cuda_ad_rgb`` when a GPU is usable, else
-``llvm_ad_rgb`` with a working libLLVM found automatically.
+Importing handlib (or a pure-torch module such as :mod:`handlib.losses`) selects no render
+back-end. The Mitsuba 3 variant is chosen when something first renders (see
+:mod:`handlib.backend`): ``HANDLIB_VARIANT`` if set, else ``cuda_ad_rgb`` when a GPU is usable,
+else ``llvm_ad_rgb`` with a working libLLVM found automatically. ``handlib.VARIANT`` chooses
+it on first access and names it.
 """
-from handlib.backend import select_variant, set_variant
+
+from handlib.backend import ensure_variant, set_variant
 
 __version__ = "0.1.0"
 
-VARIANT = select_variant()
 
-__all__ = ["VARIANT", "__version__", "set_variant"]
+def __getattr__(name: str):
+    if name == "VARIANT":
+        return ensure_variant()
+    raise AttributeError(f"module 'handlib' has no attribute {name!r}")
+
+
+__all__ = ["VARIANT", "__version__", "ensure_variant", "set_variant"]

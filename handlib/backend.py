@@ -6,7 +6,8 @@ package ``libllvm19``). Dr.Jit only looks for an unversioned ``libLLVM.so``,
 which Debian does not ship, so unless ``DRJIT_LIBLLVM_PATH`` is already set we
 point it at the best library we find before Mitsuba is imported.
 
-Variant choice, in order: ``HANDLIB_VARIANT`` (environment), else
+Nothing happens at import: the variant is chosen when something first renders
+(:func:`ensure_variant`). Variant choice, in order: ``HANDLIB_VARIANT`` (environment), else
 ``cuda_ad_rgb`` when a CUDA device is usable, else ``llvm_ad_rgb``.
 ``set_variant`` forces one later.
 """
@@ -115,7 +116,18 @@ def set_variant(variant: str) -> str:
             "(no NVIDIA driver found). Use llvm_ad_rgb, or unset HANDLIB_VARIANT."
         )
     mi.set_variant(variant)
+    global _chosen
+    _chosen = variant
     return variant
+
+
+_chosen: str | None = None
+
+
+def ensure_variant() -> str:
+    """The variant in use, chosen now (:func:`select_variant`) if nothing chose one yet. Everything
+    that builds a Mitsuba object calls this first, so importing handlib has no side effect."""
+    return _chosen or select_variant()
 
 
 def select_variant() -> str:
@@ -148,6 +160,7 @@ __all__ = [
     "BackendError",
     "configure_libllvm",
     "describe",
+    "ensure_variant",
     "find_libllvm",
     "llvm_major",
     "select_variant",

@@ -18,6 +18,10 @@ import torch
 ROTATION_TOLERANCE = 1e-4
 
 
+#: Largest image side accepted from a calibration file (InterHand2.6M's are 334x512).
+MAX_IMAGE_SIDE = 16384
+
+
 @dataclass(frozen=True)
 class Camera:
     """One calibrated camera (InterHand2.6M's fields, plus the image size)."""
@@ -48,6 +52,9 @@ class Camera:
             raise ValueError(f"Camera {self.name!r}: focal lengths must be positive, got {self.focal.tolist()}.")
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise ValueError(f"Camera {self.name!r}: image size must be positive, got {self.width}x{self.height}.")
+        if max(int(self.width), int(self.height)) > MAX_IMAGE_SIDE:
+            raise ValueError(f"Camera {self.name!r}: image size {self.width}x{self.height} exceeds the "
+                             f"{MAX_IMAGE_SIDE} pixels a side accepted.")
 
     @classmethod
     def from_interhand(cls, calibration: dict, cam_id: str, width: int, height: int) -> "Camera":

@@ -76,7 +76,8 @@ def _refine_dataset(args: argparse.Namespace) -> int:
         options = Options(method=args.method, loss=args.loss, schedule_scale=args.schedule_scale, spp=args.spp,
                           cameras=tuple(c for c in args.cameras.split(",") if c) or None, mano=args.mano)
         report = run_dataset(args.data, args.split, args.out, selection, options,
-                             Cluster(args.scheduler, args.workers, args.gpus, args.threads), args.retry_failed)
+                             Cluster(args.scheduler, args.workers, args.gpus, args.threads, args.dashboard,
+                                     args.tls_ca_file, args.tls_cert, args.tls_key), args.retry_failed)
     except (ValueError, FileNotFoundError) as err:
         print(f"handlib refine-dataset: {err}", file=sys.stderr)
         return 2
@@ -142,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--workers", type=int, default=0, help="local worker processes (default: GPUs, else cores)")
     batch.add_argument("--gpus", type=int, default=0, help="local GPUs: one worker each, tasks need a GPU")
     batch.add_argument("--threads", type=int, default=0, help="threads per task (default: cores / workers)")
+    batch.add_argument("--dashboard", default="127.0.0.1:0",
+                       help="local cluster's dashboard address, host:port (default: loopback, a free port)")
+    batch.add_argument("--tls-ca-file", default=None, help="with a tls:// --scheduler: the CA certificate (PEM)")
+    batch.add_argument("--tls-cert", default=None, help="with a tls:// --scheduler: this client's certificate")
+    batch.add_argument("--tls-key", default=None, help="with a tls:// --scheduler: this client's private key")
     batch.add_argument("--retry-failed", action="store_true", help="run again the tasks the ledger holds as failed")
     args = parser.parse_args(argv)
     return {"synth": _synth, "refine": _refine, "refine-dataset": _refine_dataset}[args.command](args)

@@ -27,10 +27,12 @@ import os
 import shutil
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from handlib import names
 from handlib.interhand import ANNOTATION_KINDS, SIDES, InterHandReader, annotation_path
 from handlib.refine import Options, Unit, frame_numbers
 
@@ -71,9 +73,10 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
         numbers = frame_numbers(selection.frames, available)
         if not numbers:
             continue
-        annotations = reader.mano.get(str(capture), {})
-        annotated = {side: [f for f in numbers if (annotations.get(str(f)) or {}).get(side) is not None]
-                     for side in SIDES}
+        annotations = reader.mano.get(str(capture))
+        annotations = annotations if isinstance(annotations, dict) else {}
+        annotated = {side: [f for f in numbers if isinstance(annotations.get(str(f)), dict)
+                            and annotations[str(f)].get(side) is not None] for side in SIDES}
         if selection.hand == "both":
             hands = [side for side in SIDES if annotated[side]] or ["right"]
         else:
@@ -142,7 +145,10 @@ def unit_from_json(text: str) -> Unit:
 
 
 def unit_folder(out: Path, unit: Unit) -> Path:
-    return out / "refinement" / f"Capture{unit.capture}" / unit.seq / unit.hand / unit.span
+    """Where a task's files go: ``out/refinement/Capture<c>/<seq>/<hand>/<frames>``; a sequence name
+    that is not a safe folder name raises :class:`~handlib.names.UnsafePath` (nothing outside ``out``)."""
+    return names.join(Path(out) / "refinement", f"Capture{unit.capture}", unit.seq, unit.hand, unit.span,
+                      what=f"task {unit.key}: folder name")
 
 
 def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Options, out: str,
@@ -159,10 +165,11 @@ def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Opti
         dr.set_thread_count(threads)
         torch.set_num_threads(threads)
     try:
+        folder = unit_folder(Path(out), unit)
         result = refine_unit(InterHandReader(root, split, contents), unit, options)
-    except InputError as err:
+    except (InputError, names.UnsafePath) as err:
         return {"status": "failed", "reason": f"bad input: {err}"}
-    write_unit_files(unit_folder(Path(out), unit), result)
+    write_unit_files(folder, result)
     summary = {k: v for k, v in result.summary.items() if k not in ("first", "best")}
     return {"status": "done", "entries": {str(f): e for f, e in result.entries.items()}, "frames": result.frames,
             "summary": summary}
@@ -171,12 +178,33 @@ def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Opti
 @dataclass(frozen=True)
 class Cluster:
     """Where tasks run: a scheduler address, or a LocalCluster of ``workers`` processes (default:
-    one per ``gpus``, else one per core) using ``threads`` threads each (0: cores / workers)."""
+    one per ``gpus``, else one per core) using ``threads`` threads each (0: cores / workers).
+
+    A local cluster listens on the loopback interface only, its dashboard too (``dashboard``:
+    ``host:port``, port 0 picks a free one). A Dask scheduler runs whatever its clients send, so
+    a remote one must use TLS with client certificates: give ``tls_ca_file``, ``tls_cert`` and
+    ``tls_key`` (PEM files, as for ``dask scheduler --tls-ca-file ... --tls-cert ... --tls-key ...``)
+    and a ``tls://`` address; the connection then requires encryption."""
 
     scheduler: str | None = None
     workers: int = 0
     gpus: int = 0
     threads: int = 0
+    dashboard: str = "127.0.0.1:0"
+    tls_ca_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def __post_init__(self) -> None:
+        tls = (self.tls_ca_file, self.tls_cert, self.tls_key)
+        if any(tls) and not all(tls):
+            raise ValueError("TLS needs all three files: --tls-ca-file, --tls-cert and --tls-key.")
+        if all(tls) and not (self.scheduler or "").startswith("tls://"):
+            raise ValueError(f"TLS files were given, so the scheduler address must start with tls://, "
+                             f"got {self.scheduler!r}.")
+        for path in filter(None, tls):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"TLS file {path} not found.")
 
     def local_workers(self) -> int:
         return self.workers or self.gpus or os.cpu_count() or 1
@@ -185,6 +213,38 @@ class Cluster:
         if self.threads or self.scheduler:
             return self.threads
         return max(1, (os.cpu_count() or 1) // self.local_workers())
+
+    def security(self):
+        """``distributed.Security`` for the client: TLS with this client's certificate, or None."""
+        if not self.tls_ca_file:
+            return None
+        from distributed import Security
+
+        return Security(tls_ca_file=self.tls_ca_file, tls_client_cert=self.tls_cert, tls_client_key=self.tls_key,
+                        require_encryption=True)
+
+
+@contextmanager
+def connect(cluster: Cluster):
+    """A Dask client on ``cluster``'s scheduler, or on a new local cluster (closed on exit), with
+    refine-dataset's two scheduler settings (see the module's docstring)."""
+    from dask import config as dask_config
+    from distributed import Client, LocalCluster
+
+    # A task may see one worker die under it and go to another; a second death fails it. Workers
+    # get no more tasks than threads, so a dying worker takes no queued, innocent task with it.
+    with dask_config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        if cluster.scheduler:
+            with Client(cluster.scheduler, security=cluster.security()) as client:
+                yield client
+            return
+        with LocalCluster(n_workers=cluster.local_workers(), threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address=cluster.dashboard,
+                          resources={"GPU": 1} if cluster.gpus else None) as local, Client(local) as client:
+            if cluster.gpus:
+                client.register_plugin(_gpu_pinning(cluster.gpus))
+            yield client
 
 
 @dataclass
@@ -234,8 +294,7 @@ def run_dataset(data: str | Path, split: str, out: str | Path, selection: Select
                 log: Callable[[str], None] = print, task: Callable[..., dict] = refine_task) -> Report:
     """Refine the selected part of ``data``'s split into ``out`` (see the module's docstring).
     ``task`` is what workers run per unit, with :func:`refine_task`'s arguments and result."""
-    from dask import config as dask_config
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
     started = time.perf_counter()
     data, out = Path(data).resolve(), Path(out).resolve()
@@ -257,46 +316,37 @@ def run_dataset(data: str | Path, split: str, out: str | Path, selection: Select
         log(f"refine-dataset: {len(units)} task(s) ({options.method}), {done} already done, {failed} failed before, "
             f"{len(todo)} to run")
         if todo:
-            # A task may see one worker die under it and go to another; a second death fails it. Workers
-            # get no more tasks than threads, so a dying worker takes no queued, innocent task with it.
-            with dask_config.set({"distributed.scheduler.allowed-failures": 1,
-                                  "distributed.scheduler.worker-saturation": 1.0}):
-                if cluster.scheduler:
-                    client = Client(cluster.scheduler)
-                else:
-                    local = LocalCluster(n_workers=cluster.local_workers(), threads_per_worker=1, processes=True,
-                                         resources={"GPU": 1} if cluster.gpus else None, dashboard_address=":0")
-                    client = Client(local)
-                    if cluster.gpus:
-                        client.register_plugin(_gpu_pinning(cluster.gpus))
-                try:
-                    log(f"refine-dataset: Dask dashboard at {client.dashboard_link}")
-                    gpu = any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values())
-                    futures = {}
-                    for unit in todo:
-                        contents = reader.subset([(unit.capture, unit.seq, f) for f in unit.frames])
-                        future = client.submit(task, str(data), split, contents, unit, options, str(out),
-                                               cluster.task_threads(), key=f"refine-{unit.key}", retries=1,
-                                               pure=False, resources={"GPU": 1} if gpu else None)
-                        futures[future] = unit
-                    for count, future in enumerate(as_completed(futures), 1):
-                        unit = futures[future]
-                        try:
-                            result = future.result()
-                        except Exception as err:  # failed twice (error, or two workers lost): recorded, run goes on
-                            result = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
-                        if result["status"] == "done":
-                            ledger.record(unit.key, "done", result)
-                            done += 1
-                        else:
-                            ledger.record(unit.key, "failed", reason=result["reason"])
-                            failed += 1
-                            log(f"refine-dataset: {unit.key} failed: {result['reason']}")
-                        log(_progress_line(done, failed, len(units), started, count))
-                finally:
-                    client.close()
-                    if not cluster.scheduler:
-                        local.close()
+            with connect(cluster) as client:
+                log(f"refine-dataset: Dask dashboard at {client.dashboard_link}")
+                gpu = any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values())
+                futures = {}
+                for unit in todo:
+                    try:  # a name that would leave OUT fails its task here, before any work
+                        unit_folder(out, unit)
+                    except names.UnsafePath as err:
+                        ledger.record(unit.key, "failed", reason=f"bad input: {err}")
+                        failed += 1
+                        log(f"refine-dataset: {unit.key} failed: bad input: {err}")
+                        continue
+                    contents = reader.subset([(unit.capture, unit.seq, f) for f in unit.frames])
+                    future = client.submit(task, str(data), split, contents, unit, options, str(out),
+                                           cluster.task_threads(), key=f"refine-{unit.key}", retries=1,
+                                           pure=False, resources={"GPU": 1} if gpu else None)
+                    futures[future] = unit
+                for count, future in enumerate(as_completed(futures), 1):
+                    unit = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as err:  # failed twice (error, or two workers lost): recorded, run goes on
+                        result = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+                    if result["status"] == "done":
+                        ledger.record(unit.key, "done", result)
+                        done += 1
+                    else:
+                        ledger.record(unit.key, "failed", reason=result["reason"])
+                        failed += 1
+                        log(f"refine-dataset: {unit.key} failed: {result['reason']}")
+                    log(_progress_line(done, failed, len(units), started, count))
         report = write_dataset(reader, ledger, out, log)
         return replace(report, seconds=time.perf_counter() - started)
     finally:

@@ -30,6 +30,7 @@ import numpy as np
 
 from handlib.cameras import Camera
 from handlib.hand import HandParams
+from handlib.names import UnsafePath, check_name, check_relpath, inside
 
 SIDES = ("right", "left")
 NUM_JOINTS = 42
@@ -37,12 +38,15 @@ ANNOTATION_KINDS = ("data", "camera", "joint_3d", "MANO_NeuralAnnot")
 
 
 def annotation_path(root: Path, split: str, kind: str) -> Path:
+    """The annotation file of ``kind`` (one of :data:`ANNOTATION_KINDS`); ``split`` must be a safe name."""
+    check_name(split, "split")
     return Path(root) / "annotations" / split / f"InterHand2.6M_{split}_{kind}.json"
 
 
 def image_relpath(capture: int, seq_name: str, camera: str, frame: int) -> str:
-    """``file_name`` of an image, relative to ``images/{split}``."""
-    return f"Capture{capture}/{seq_name}/cam{camera}/image{frame}.jpg"
+    """``file_name`` of an image, relative to ``images/{split}``; every part a safe name."""
+    parts = (f"Capture{int(capture)}", seq_name, f"cam{camera}", f"image{int(frame)}.jpg")
+    return str(check_relpath("/".join(parts), f"image of sequence {seq_name!r} camera {camera!r}"))
 
 
 @dataclass
@@ -65,10 +69,18 @@ class Frame:
         if camera not in self.image_paths:
             raise ValueError(f"Frame {self.key}: no image for camera {camera!r}.")
         path = self.image_paths[camera]
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ValueError(f"Image {path} has {size} bytes, more than the {MAX_IMAGE_BYTES} accepted "
+                             f"(frame {self.key}, camera {camera}).")
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"Cannot decode image {path} (frame {self.key}, camera {camera}); "
                              "the file is corrupt or not an image.")
+        expected = (self.cameras[camera].height, self.cameras[camera].width)
+        if image.shape[:2] != expected:
+            raise ValueError(f"Image {path} is {image.shape[1]}x{image.shape[0]}, but data.json gives camera "
+                             f"{camera} {expected[1]}x{expected[0]} (frame {self.key}).")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def hand_params(self, side: str) -> HandParams | None:
@@ -81,15 +93,26 @@ class Frame:
         return self.capture, self.seq_name, self.frame
 
 
+#: Largest annotation file read (InterHand2.6M's biggest JSON files are a few hundred MB).
+MAX_ANNOTATION_BYTES = 4 << 30
+#: Largest image file read (InterHand2.6M's JPEGs are tens of kB).
+MAX_IMAGE_BYTES = 64 << 20
+#: What a malformed value in a JSON file raises when it is used (all turned into reasons).
+BAD_VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
 def _load_json(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"InterHand2.6M annotation file not found: {path}. Expected the layout "
                                 "annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d,MANO_NeuralAnnot}.json.")
+    if path.stat().st_size > MAX_ANNOTATION_BYTES:
+        raise ValueError(f"{path} has {path.stat().st_size} bytes, more than the {MAX_ANNOTATION_BYTES} "
+                         "accepted for an annotation file.")
     try:
-        with path.open() as handle:
+        with path.open(encoding="utf-8") as handle:
             return json.load(handle)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path} is not valid JSON: {type(err).__name__}: {err}") from None
 
 
 def _finite(values, what: str) -> np.ndarray:
@@ -110,22 +133,26 @@ class InterHandReader:
             mano_path = annotation_path(self.root, split, "MANO_NeuralAnnot")
             contents = {kind: _load_json(annotation_path(self.root, split, kind)) for kind in ANNOTATION_KINDS[:3]}
             contents["MANO_NeuralAnnot"] = _load_json(mano_path) if mano_path.is_file() else {}
+        for kind in ANNOTATION_KINDS:
+            if not isinstance(contents.get(kind), dict):
+                raise ValueError(f"{annotation_path(self.root, split, kind)} must hold a JSON object, "
+                                 f"found {type(contents.get(kind)).__name__}.")
         data = contents["data"]
         self.calibration, self.joints, self.mano = contents["camera"], contents["joint_3d"], contents["MANO_NeuralAnnot"]
         self.images_dir = self.root / "images" / split
         self.skipped: list[tuple[tuple, str]] = []
         self._cameras: dict[tuple[str, str], Camera] = {}
-        try:
-            images = data["images"]
-        except (KeyError, TypeError):
-            raise ValueError(f"{annotation_path(self.root, split, 'data')} has no 'images' list.") from None
+        images = data.get("images")
+        if not isinstance(images, list):
+            raise ValueError(f"{annotation_path(self.root, split, 'data')} has no 'images' list.")
         frames: dict[tuple[int, str, int], list[dict]] = defaultdict(list)
-        for record in images:
+        for position, record in enumerate(images):
             try:
-                frames[(int(record["capture"]), str(record["seq_name"]), int(record["frame_idx"]))].append(record)
-            except KeyError as err:
-                raise ValueError(f"{annotation_path(self.root, split, 'data')}: image {record.get('id')} lacks "
-                                 f"the key {err}.") from None
+                key = (int(record["capture"]), str(record["seq_name"]), int(record["frame_idx"]))
+            except (KeyError, TypeError, ValueError, OverflowError) as err:
+                raise ValueError(f"{annotation_path(self.root, split, 'data')}: image {position} needs integer "
+                                 f"'capture' and 'frame_idx' and a 'seq_name' ({type(err).__name__}: {err}).") from None
+            frames[key].append(record)
         self._frames = dict(sorted(frames.items()))
 
     def __len__(self) -> int:
@@ -144,8 +171,8 @@ class InterHandReader:
         captures = {str(k[0]) for k in keys}
 
         def frames_of(table: dict) -> dict:
-            return {c: {str(k[2]): table[c][str(k[2])] for k in keys if str(k[0]) == c and str(k[2]) in table.get(c, {})}
-                    for c in captures if c in table}
+            return {c: {str(k[2]): table[c][str(k[2])] for k in keys if str(k[0]) == c and str(k[2]) in table[c]}
+                    for c in captures if isinstance(table.get(c), dict)}
 
         return {"data": {"images": [r for k in keys for r in self._frames.get(k, [])]},
                 "camera": {c: self.calibration[c] for c in captures if c in self.calibration},
@@ -155,10 +182,10 @@ class InterHandReader:
         key = (str(capture), str(record["camera"]))
         if key not in self._cameras:
             calibration = self.calibration.get(str(capture))
-            if calibration is None:
+            if not isinstance(calibration, dict):
                 raise ValueError(f"camera.json has no capture {capture}")
             for name in ("campos", "camrot", "focal", "princpt"):
-                value = calibration.get(name, {}).get(str(record["camera"]))
+                value = (calibration.get(name) or {}).get(str(record["camera"]))
                 if value is not None:
                     _finite(value, f"camera.json capture {capture} {name} camera {record['camera']}")
             self._cameras[key] = Camera.from_interhand(calibration, str(record["camera"]),
@@ -171,18 +198,32 @@ class InterHandReader:
             if frame is not None:
                 yield frame
 
+    def _image_path(self, record: dict) -> Path:
+        """The image file of ``record``, checked to stay inside ``images/{split}`` (:class:`UnsafePath`)."""
+        what = f"data.json image {record.get('id')} file_name"
+        relative = check_relpath(record.get("file_name", ""), what)
+        inside(self.images_dir, relative, what)
+        return self.images_dir / relative
+
     def frame(self, key: tuple[int, str, int]) -> Frame | None:
         """The frame ``(capture, seq_name, frame)``, or None (with the reason in :attr:`skipped`)."""
         capture, seq_name, index = key
         cameras, paths = {}, {}
         for record in self._frames[key]:
-            cam = str(record["camera"])
+            if not isinstance(record, dict):
+                self.skipped.append((key, f"image record skipped: not a JSON object ({type(record).__name__})"))
+                continue
+            cam = str(record.get("camera"))
             try:
                 cameras[cam] = self._camera(capture, record)
-            except ValueError as err:
+            except BAD_VALUE_ERRORS as err:
                 self.skipped.append((key + (cam,), f"camera skipped: {err}"))
                 continue
-            path = self.images_dir / record["file_name"]
+            try:
+                path = self._image_path(record)
+            except UnsafePath as err:
+                self.skipped.append((key + (cam,), f"image refused: {err}"))
+                continue
             if path.is_file():
                 paths[cam] = path
             else:
@@ -191,29 +232,32 @@ class InterHandReader:
             self.skipped.append((key, "frame skipped: no calibrated camera"))
             return None
         joints = valid = hand_type = None
-        entry = self.joints.get(str(capture), {}).get(str(index))
-        if entry is not None:
-            try:
+        try:
+            entry = (self.joints.get(str(capture)) or {}).get(str(index))
+            if entry is not None:
                 joints = _finite(entry["world_coord"], "world_coord").reshape(NUM_JOINTS, 3)
                 valid = np.asarray(entry["joint_valid"], dtype=np.float64).reshape(NUM_JOINTS) > 0
                 hand_type = entry.get("hand_type")
-            except (ValueError, KeyError) as err:
-                self.skipped.append((key, f"frame skipped: joint_3d.json capture {capture} frame {index}: {err}"))
-                return None
+                hand_type = hand_type if hand_type is None else str(hand_type)
+        except BAD_VALUE_ERRORS as err:
+            self.skipped.append((key, f"frame skipped: joint_3d.json capture {capture} frame {index}: {err}"))
+            return None
         mano = {}
-        annotations = self.mano.get(str(capture), {}).get(str(index), {}) or {}
-        for side in SIDES:
-            hand = annotations.get(side)
-            if hand is not None:
-                try:
+        side = "?"
+        try:
+            annotations = (self.mano.get(str(capture)) or {}).get(str(index)) or {}
+            for side in SIDES:
+                hand = annotations.get(side)
+                if hand is not None:
+                    hand = {name: _finite(hand[name], name).ravel().tolist() for name in ("pose", "shape", "trans")}
                     for name, size in (("pose", 48), ("shape", 10), ("trans", 3)):
-                        if _finite(hand[name], name).size != size:
-                            raise ValueError(f"{name} has {np.size(hand[name])} values, expected {size}")
-                except (ValueError, KeyError) as err:
-                    self.skipped.append((key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame "
-                                              f"{index} {side}: {err}"))
-                    return None
-            mano[side] = hand
+                        if len(hand[name]) != size:
+                            raise ValueError(f"{name} has {len(hand[name])} values, expected {size}")
+                mano[side] = hand
+        except BAD_VALUE_ERRORS as err:
+            self.skipped.append((key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame "
+                                      f"{index} {side}: {err}"))
+            return None
         return Frame(capture, seq_name, index, cameras, paths, mano, joints, valid, hand_type, self.images_dir)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import codecs
 import copyreg
+import math
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +48,61 @@ class _SparseStandIn:
         self.state = state
 
 
+#: Largest model file read (MANO's pickles are about 4 MB).
+MAX_MODEL_FILE_BYTES = 256 << 20
+#: Largest array a model file may ask for, in elements (MANO's largest, posedirs, has 315,090).
+MAX_ARRAY_ELEMENTS = 1 << 25
+
 _multiarray = getattr(np, "_core", None) or np.core  # numpy 2 moved numpy.core
 _multiarray = _multiarray.multiarray
+
+
+def _checked_shape(shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of non-negative ints whose product is within :data:`MAX_ARRAY_ELEMENTS`."""
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of non-negative integers")
+    if math.prod(shape) > MAX_ARRAY_ELEMENTS:
+        raise pickle.UnpicklingError(f"array shape {shape} exceeds the {MAX_ARRAY_ELEMENTS} elements accepted")
+    return shape
+
+
+def _ndarray(shape: Any, dtype: Any = float) -> np.ndarray:
+    """``numpy.ndarray(shape, dtype)`` as a pickle may call it, within the size cap."""
+    return np.ndarray(_checked_shape(shape), dtype)
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's pickle constructor (``_reconstruct(ndarray, shape, typecode)``), plain arrays within the cap."""
+    if subtype is not _ndarray:
+        raise pickle.UnpicklingError(f"array subtype {subtype!r} is not numpy.ndarray")
+    return _multiarray._reconstruct(np.ndarray, _checked_shape(shape), dtype)
+
+
+def _object_reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    """``copyreg._reconstructor`` for the stand-in classes only (no other type is built)."""
+    if cls not in (_ChumpyStandIn, _SparseStandIn) or base is not object or state is not None:
+        raise pickle.UnpicklingError(f"object of {cls!r} on {base!r} is not chumpy or scipy.sparse data")
+    return copyreg._reconstructor(cls, base, state)
+
+
+def _latin1(text: Any, encoding: str = "latin1") -> bytes:
+    """How Python 3 writes bytes in protocol 2: ``_codecs.encode(str, 'latin1')``, nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not byte data")
+    return codecs.encode(text, encoding)
+
+
 _NUMPY_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
     ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-    ("copy_reg", "_reconstructor"): copyreg._reconstructor,
-    ("copyreg", "_reconstructor"): copyreg._reconstructor,
-    ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes in protocol 2
+    ("copy_reg", "_reconstructor"): _object_reconstructor,
+    ("copyreg", "_reconstructor"): _object_reconstructor,
+    ("_codecs", "encode"): _latin1,
     ("__builtin__", "object"): object,
     ("builtins", "object"): object,
 }
@@ -83,14 +128,17 @@ def _to_array(key: str, value: Any) -> Any:
                 f"Key {key!r} holds a chumpy expression, not a plain chumpy array; "
                 "re-save the model with plain numpy arrays."
             )
-        return np.asarray(value.state["x"])
+        value = np.asarray(value.state["x"])
     if isinstance(value, _SparseStandIn):
         state = value.state
         fmt = state.get("format", "csc")
         if fmt not in ("csc", "csr") or not {"data", "indices", "indptr", "_shape"} <= set(state):
             raise ValueError(f"Key {key!r} holds a sparse matrix in an unsupported layout ({fmt}).")
         cls = scipy.sparse.csc_matrix if fmt == "csc" else scipy.sparse.csr_matrix
-        return cls((state["data"], state["indices"], state["indptr"]), shape=tuple(state["_shape"]))
+        shape = _checked_shape(tuple(state["_shape"]))  # validate_model makes it dense
+        return cls((state["data"], state["indices"], state["indptr"]), shape=shape)
+    if isinstance(value, np.ndarray):
+        _checked_shape(value.shape)
     return value
 
 
@@ -109,11 +157,24 @@ def read_pickle(path: Path) -> dict[str, Any]:
     return {str(key): _to_array(str(key), value) for key, value in raw.items()}
 
 
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` model, each checked against :data:`MAX_ARRAY_ELEMENTS` before it is
+    decompressed (a small archive can expand to gigabytes); no pickled objects."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > 8 * MAX_ARRAY_ELEMENTS + 4096:  # float64 data and the .npy header
+                raise ValueError(f"{path}: member {info.filename} expands to {info.file_size} bytes, more than "
+                                 f"an array of {MAX_ARRAY_ELEMENTS} elements.")
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
 def read_model_file(path: str | Path) -> dict[str, Any]:
     """Arrays of a MANO-format model from ``.pkl`` or ``.npz``, validated.
 
-    Raises FileNotFoundError for a missing file and ValueError for a file that
-    is not a MANO-format model.
+    Raises FileNotFoundError for a missing file and ValueError naming the file for anything
+    else: not a MANO-format model, too large (:data:`MAX_MODEL_FILE_BYTES`, arrays beyond
+    :data:`MAX_ARRAY_ELEMENTS`), corrupt, or asking for code.
     """
     path = Path(path)
     if not path.is_file():
@@ -122,14 +183,20 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
             f"{MANO_WEBSITE}, download MANO_RIGHT.pkl / MANO_LEFT.pkl and pass their path. "
             "Without it, handlib uses its open hand model (the default, model_path=None)."
         )
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            data = {key: archive[key] for key in archive.files}
-    elif path.suffix == ".pkl":
-        data = read_pickle(path)
-    else:
+    if path.suffix not in (".npz", ".pkl"):
         raise ValueError(f"Unknown hand model file type {path.suffix!r} for {path}; expected .pkl or .npz.")
-    return validate_model(data, source=str(path))
+    size = path.stat().st_size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ValueError(f"Hand model file {path} has {size} bytes, more than the {MAX_MODEL_FILE_BYTES} accepted.")
+    try:
+        data = read_npz(path) if path.suffix == ".npz" else read_pickle(path)
+        return validate_model(data, source=str(path))
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"Hand model file {path}: {err}") from err
+    except Exception as err:  # a crafted file can make numpy or the unpickler raise anything
+        raise ValueError(f"Cannot read hand model file {path}: {type(err).__name__}: {err}") from err
 
 
 def validate_model(data: dict[str, Any], source: str = "model") -> dict[str, Any]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import mitsuba as mi
 import numpy as np
 
+from handlib.backend import ensure_variant
 from handlib.texture import to_srgb8
 
 SKIN = (0.75, 0.55, 0.45)
 
 
 def _mesh(vertices: np.ndarray, faces: np.ndarray) -> mi.Mesh:
+    ensure_variant()
     props = mi.Properties()
     props["bsdf"] = mi.load_dict({"type": "diffuse", "reflectance": {"type": "rgb", "value": SKIN}})
     mesh = mi.Mesh("hand", int(vertices.shape[0]), int(faces.shape[0]), props=props, has_vertex_normals=True)

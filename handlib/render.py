@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from handlib import lighting
+from handlib.backend import ensure_variant
 from handlib.cameras import Camera, film_space, project_camera_points
 from handlib.surface import HandSurface
 from handlib.uvtexture import corner_uv_texture
@@ -119,6 +120,7 @@ def sensor_dict(camera: Camera, spp: int) -> dict:
 
 def hand_mesh(surface: HandSurface, props: dict, with_normals: bool) -> mi.Mesh:
     """The welded hand mesh (no UVs: textures read corner UVs, see handlib.uvtexture)."""
+    ensure_variant()
     properties = mi.Properties()
     for key, value in props.items():
         properties[key] = value if isinstance(value, mi.Object) else mi.load_dict(value)
@@ -279,6 +281,7 @@ class Renderer:
     def __init__(self, cameras: Sequence[Camera], surface: HandSurface, settings: RenderSettings = RenderSettings()):
         if len(cameras) == 0:
             raise ValueError("Renderer needs at least one camera.")
+        ensure_variant()
         self.cameras = tuple(cameras)
         self.surface = surface
         self.settings = settings

@@ -16,6 +16,8 @@ import drjit as dr
 import mitsuba as mi
 import numpy as np
 
+from handlib.backend import ensure_variant
+
 
 @functools.cache
 def _texture_class(variant: str):
@@ -82,4 +84,4 @@ def _texture_class(variant: str):
 
 def corner_uv_texture(corner_uv: np.ndarray, image: np.ndarray) -> mi.Texture:
     """A texture instance for the current Mitsuba variant."""
-    return _texture_class(mi.variant())(corner_uv, image)
+    return _texture_class(ensure_variant())(corner_uv, image)
