@@ -10,6 +10,7 @@ different days.
     python benchmarks/dataset_scaling.py                       # 1 and 2 workers, SMVR
     python benchmarks/dataset_scaling.py --method dmvr --workers 1 2 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,26 +39,57 @@ def main() -> None:
     from handlib.synth import SynthSettings, synthesize
 
     work = Path(tempfile.mkdtemp())
-    data = synthesize(work / "data", SynthSettings(cameras=4, gestures=("open", "ok"), subjects=args.sequences,
-                                                   frames=args.frames, shrink=4, spp=4, texture_size=64, seed=11),
-                      progress=False)
+    data = synthesize(
+        work / "data",
+        SynthSettings(
+            cameras=4,
+            gestures=("open", "ok"),
+            subjects=args.sequences,
+            frames=args.frames,
+            shrink=4,
+            spp=4,
+            texture_size=64,
+            seed=11,
+        ),
+        progress=False,
+    )
     options = Options(method=args.method, schedule_scale=args.schedule_scale, spp=4)
     rows = []
     for workers in args.workers:
         start = time.perf_counter()
-        report = run_dataset(data, "test", work / f"out{workers}", options=options, cluster=Cluster(workers=workers),
-                             log=lambda line: None)
+        report = run_dataset(
+            data,
+            "test",
+            work / f"out{workers}",
+            options=options,
+            cluster=Cluster(workers=workers),
+            log=lambda line: None,
+        )
         seconds = time.perf_counter() - start
-        rows.append({"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(),
-                     "method": args.method, "tasks": report.done + len(report.failed), "workers": workers,
-                     "threads_per_task": Cluster(workers=workers).task_threads(), "seconds": round(seconds, 1)})
-        print(f"{workers} worker(s): {seconds:6.1f} s for {rows[-1]['tasks']} tasks ({len(report.failed)} failed)",
-              flush=True)
+        rows.append(
+            {
+                "machine": machine(),
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "cores": os.cpu_count(),
+                "method": args.method,
+                "tasks": report.done + len(report.failed),
+                "workers": workers,
+                "threads_per_task": Cluster(workers=workers).task_threads(),
+                "seconds": round(seconds, 1),
+            }
+        )
+        print(
+            f"{workers} worker(s): {seconds:6.1f} s for {rows[-1]['tasks']} tasks ({len(report.failed)} failed)",
+            flush=True,
+        )
     base = rows[0]
     for row in rows[1:]:
         speedup = base["seconds"] / row["seconds"]
         row["efficiency"] = round(speedup * base["workers"] / row["workers"], 3)
-        print(f"{row['workers']} vs {base['workers']} worker(s): speed-up {speedup:.2f}, efficiency {row['efficiency']:.2f}")
+        print(
+            f"{row['workers']} vs {base['workers']} worker(s): speed-up {speedup:.2f}, "
+            f"efficiency {row['efficiency']:.2f}"
+        )
     base["efficiency"] = 1.0
     append_rows(args.csv, rows)
 

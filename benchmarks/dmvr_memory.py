@@ -11,6 +11,7 @@ runs of different days.
     python benchmarks/dmvr_memory.py                          # T = 1 and 10 with 16 cameras
     python benchmarks/dmvr_memory.py --frames 1 3 --cameras 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,25 @@ def run_one(config: dict) -> dict:
     from handlib.schedule import DMVR_GROUPS, Stage
     from handlib.study import Case, Scale, make_sequence_problem
 
-    problem = make_sequence_problem(tempfile.mkdtemp(), Case("ok", 7, noise_mm=10.0), config["frames"],
-                                    Scale(cameras=config["cameras"], shrink=1, spp=4, texture_size=256))
+    problem = make_sequence_problem(
+        tempfile.mkdtemp(),
+        Case("ok", 7, noise_mm=10.0),
+        config["frames"],
+        Scale(cameras=config["cameras"], shrink=1, spp=4, texture_size=256),
+    )
     settings = DMVRSettings(schedule=(Stage(DMVR_GROUPS, config["iterations"]),), texture_size=1024, lod_levels=8)
     start = time.perf_counter()
     result = refine_sequence(problem.model, problem.cameras, problem.images, problem.initial, problem.times, settings)
     seconds = (time.perf_counter() - start) / config["iterations"]
     gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
-    return {**config, "variant": handlib.VARIANT, "seconds_per_iteration": round(seconds, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_gpu_torch_mb": round(gpu, 1), "diverged": result.diverged}
+    return {
+        **config,
+        "variant": handlib.VARIANT,
+        "seconds_per_iteration": round(seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_gpu_torch_mb": round(gpu, 1),
+        "diverged": result.diverged,
+    }
 
 
 def main() -> None:
@@ -62,16 +72,27 @@ def main() -> None:
     for cameras in args.cameras:
         for frames in args.frames:
             config = {"frames": frames, "cameras": cameras, "iterations": args.iterations}
-            out = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True,
-                                 text=True, check=True)
-            row = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **json.loads(out.stdout.splitlines()[-1])}
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=True
+            )
+            row = {
+                "machine": machine(),
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                **json.loads(out.stdout.splitlines()[-1]),
+            }
             rows.append(row)
-            print(f"{frames:3d} frames x {cameras:2d} cameras: {row['seconds_per_iteration']:7.2f} s/iteration, "
-                  f"peak RSS {row['peak_rss_mb']:8.1f} MB, torch GPU peak {row['peak_gpu_torch_mb']:7.1f} MB", flush=True)
+            print(
+                f"{frames:3d} frames x {cameras:2d} cameras: {row['seconds_per_iteration']:7.2f} s/iteration, "
+                f"peak RSS {row['peak_rss_mb']:8.1f} MB, torch GPU peak {row['peak_gpu_torch_mb']:7.1f} MB",
+                flush=True,
+            )
     first, last = rows[0], rows[-1]
     if first["cameras"] == last["cameras"] and first["frames"] != last["frames"]:
-        print(f"memory ratio {last['frames']} / {first['frames']} frames: {last['peak_rss_mb'] / first['peak_rss_mb']:.2f} "
-              f"(time ratio {last['seconds_per_iteration'] / first['seconds_per_iteration']:.2f})")
+        print(
+            f"memory ratio {last['frames']} / {first['frames']} frames: "
+            f"{last['peak_rss_mb'] / first['peak_rss_mb']:.2f} "
+            f"(time ratio {last['seconds_per_iteration'] / first['seconds_per_iteration']:.2f})"
+        )
     append_rows(args.csv, rows)
 
 

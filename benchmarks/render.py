@@ -16,6 +16,7 @@ a CSV (default ``benchmarks/render.csv``) with the machine it ran on.
     python benchmarks/render.py                         # the full grid (GPU-sized)
     python benchmarks/render.py --views 1 8 --spp 1 4   # a CPU-sized subset
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,13 @@ def run_one(config: dict) -> dict:
     vertices = hand(HandParams.zeros()).vertices[0].detach()
     width, height = SIZES[config["size"]]
     scale = width / 334
-    cameras = dome_cameras(config["views"], vertices.mean(0).numpy(), size=(width, height),
-                           focal=(1240.0 * scale, 1240.0 * scale), jitter_px=10.0 * scale)
+    cameras = dome_cameras(
+        config["views"],
+        vertices.mean(0).numpy(),
+        size=(width, height),
+        focal=(1240.0 * scale, 1240.0 * scale),
+        jitter_px=10.0 * scale,
+    )
     texture = model_skin_texture(hand, size=512)
     light = lighting.uniform(0.8)
     light[2] = torch.tensor([0.4, 0.4, 0.4])
@@ -105,8 +111,14 @@ def run_one(config: dict) -> dict:
 
     # Plain primary rays at the same mesh, same count: views x pixels x spp.
     scene, params = renderer._coverage, renderer._coverage_params
-    views = [(camera, film_space(camera, surface.close(vertices)).float().reshape(-1).numpy(),
-              sample_positions(camera, config["spp"], generator).reshape(-1, 2)) for camera in cameras]
+    views = [
+        (
+            camera,
+            film_space(camera, surface.close(vertices)).float().reshape(-1).numpy(),
+            sample_positions(camera, config["spp"], generator).reshape(-1, 2),
+        )
+        for camera in cameras
+    ]
 
     def cast():
         for camera, positions, pixels in views:
@@ -123,9 +135,15 @@ def run_one(config: dict) -> dict:
         ray_times.append(time.perf_counter() - start)
     samples = config["views"] * width * height * config["spp"]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**config, "variant": handlib.VARIANT, "machine": machine(), "samples": samples,
-            "iteration_s": float(np.median(times)), "plain_rays_s": float(np.median(ray_times)),
-            "peak_rss_mb": round(peak_mb, 1)}
+    return {
+        **config,
+        "variant": handlib.VARIANT,
+        "machine": machine(),
+        "samples": samples,
+        "iteration_s": float(np.median(times)),
+        "plain_rays_s": float(np.median(ray_times)),
+        "peak_rss_mb": round(peak_mb, 1),
+    }
 
 
 def main(argv=None) -> None:
@@ -145,8 +163,7 @@ def main(argv=None) -> None:
     rows = []
     grid = itertools.product(args.views, args.sizes, args.spp, args.modes, args.generators)
     for views, size, spp, mode, generator in grid:
-        config = {"views": views, "size": size, "spp": spp, "mode": mode, "generator": generator,
-                  "repeat": args.repeat}
+        config = {"views": views, "size": size, "spp": spp, "mode": mode, "generator": generator, "repeat": args.repeat}
         out = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True)
         if out.returncode != 0:
             print(f"FAILED {config}:\n{out.stderr[-2000:]}", file=sys.stderr)
@@ -154,9 +171,12 @@ def main(argv=None) -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["throughput_ratio"] = round(row["plain_rays_s"] / row["iteration_s"], 4)
         rows.append(row)
-        print(f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8}: "
-              f"{row['iteration_s']:.3f} s/iter, plain rays {row['plain_rays_s']:.4f} s, "
-              f"ratio {row['throughput_ratio']:.3f}, peak {row['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8}: "
+            f"{row['iteration_s']:.3f} s/iter, plain rays {row['plain_rays_s']:.4f} s, "
+            f"ratio {row['throughput_ratio']:.3f}, peak {row['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     if not rows:
         return
     append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row} for row in rows])
@@ -166,18 +186,23 @@ def main(argv=None) -> None:
 def print_ratios(rows: list[dict]) -> None:
     """The issue's ratios, for each configuration where both sides were measured."""
     index = {(r["views"], r["size"], r["spp"], r["mode"], r["generator"]): r for r in rows}
-    print("\nviews size    spp  raytrace/raster (refl, rad)  radiance/reflectance (raytrace)  "
-          "diff samples/s / plain rays/s (raytrace refl)")
+    print(
+        "\nviews size    spp  raytrace/raster (refl, rad)  radiance/reflectance (raytrace)  "
+        "diff samples/s / plain rays/s (raytrace refl)"
+    )
     for views, size, spp in sorted({k[:3] for k in index}):
-        def t(mode, generator):
+
+        def t(mode, generator, views=views, size=size, spp=spp):
             row = index.get((views, size, spp, mode, generator))
             return row["iteration_s"] if row else float("nan")
 
         traced = index.get((views, size, spp, "reflectance", "raytrace"))
-        print(f"{views:>5} {size:>7} {spp:>3}  {t('reflectance', 'raytrace') / t('reflectance', 'raster'):>8.2f} "
-              f"{t('radiance', 'raytrace') / t('radiance', 'raster'):>8.2f}  "
-              f"{t('radiance', 'raytrace') / t('reflectance', 'raytrace'):>20.2f}  "
-              f"{traced['throughput_ratio'] if traced else float('nan'):>20.3f}")
+        print(
+            f"{views:>5} {size:>7} {spp:>3}  {t('reflectance', 'raytrace') / t('reflectance', 'raster'):>8.2f} "
+            f"{t('radiance', 'raytrace') / t('radiance', 'raster'):>8.2f}  "
+            f"{t('radiance', 'raytrace') / t('reflectance', 'raytrace'):>20.2f}  "
+            f"{traced['throughput_ratio'] if traced else float('nan'):>20.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ rest-pose axes; here each finger joint's rotation is built from a flexion angle
 (toward the palm, positive) and an abduction angle (toward the thumb side for
 fingers; away from the palm for the thumb), both in radians.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -11,6 +11,7 @@ Nothing happens at import: the variant is chosen when something first renders
 ``cuda_ad_rgb`` when a CUDA device is usable, else ``llvm_ad_rgb``.
 ``set_variant`` forces one later.
 """
+
 from __future__ import annotations
 
 import glob
@@ -103,8 +104,7 @@ def set_variant(variant: str) -> str:
     """Force a Mitsuba variant (``cuda_ad_rgb`` or ``llvm_ad_rgb``) and return it."""
     if variant not in SUPPORTED_VARIANTS:
         raise ValueError(
-            f"Unsupported Mitsuba variant {variant!r}; handlib renders with one of "
-            f"{', '.join(SUPPORTED_VARIANTS)}."
+            f"Unsupported Mitsuba variant {variant!r}; handlib renders with one of {', '.join(SUPPORTED_VARIANTS)}."
         )
     import mitsuba as mi
 

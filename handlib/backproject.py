@@ -7,6 +7,7 @@ pixel colour, weighted by the squared cosine of its viewing angle (grazing views
 ``MIN_FACING``, are left out). Texels no camera sees get the
 mean colour of those that were seen.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -37,8 +38,9 @@ def surface_scene(surface: HandSurface, closed: torch.Tensor) -> mi.Scene:
     return mi.load_dict({"type": "scene", "hand": mesh})
 
 
-def visible_points(scene: mi.Scene, camera: Camera, points: np.ndarray, normals: np.ndarray,
-                   min_facing: float = MIN_FACING) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def visible_points(
+    scene: mi.Scene, camera: Camera, points: np.ndarray, normals: np.ndarray, min_facing: float = MIN_FACING
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which surface ``points`` (N, 3) mm with unit ``normals`` the camera sees: in front of it,
     inside its image, facing it more than ``min_facing``, and not hidden by the hand. Returns the
     mask, the facing cosines and the pixel positions (N, 2)."""
@@ -47,16 +49,27 @@ def visible_points(scene: mi.Scene, camera: Camera, points: np.ndarray, normals:
     direction = to_point / distance[:, None]
     facing = -(normals * direction).sum(1)
     pixels, depth = camera.project(points)
-    inside = (depth > 0) & (facing > min_facing) & (pixels[:, 0] >= 0) & (pixels[:, 1] >= 0) \
-        & (pixels[:, 0] < camera.width) & (pixels[:, 1] < camera.height)
+    inside = (
+        (depth > 0)
+        & (facing > min_facing)
+        & (pixels[:, 0] >= 0)
+        & (pixels[:, 1] >= 0)
+        & (pixels[:, 0] < camera.width)
+        & (pixels[:, 1] < camera.height)
+    )
     ray = mi.Ray3f(mi.Point3f(*(float(v) for v in camera.campos)), mi.Vector3f(*direction.T.astype(np.float32)))
     t = np.asarray(scene.ray_intersect_preliminary(ray).t)
     visible = inside & np.isfinite(t) & (t > distance - VISIBILITY_TOLERANCE_MM)
     return visible, facing, pixels
 
 
-def backproject_texture(surface: HandSurface, vertices: torch.Tensor, cameras: Sequence[Camera],
-                        images: Sequence[np.ndarray], size: int = 512) -> tuple[torch.Tensor, float]:
+def backproject_texture(
+    surface: HandSurface,
+    vertices: torch.Tensor,
+    cameras: Sequence[Camera],
+    images: Sequence[np.ndarray],
+    size: int = 512,
+) -> tuple[torch.Tensor, float]:
     """(size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
     whose model ``vertices`` (V, 3) mm are given, and the fraction of texels some camera saw."""
     closed = surface.close(vertices.detach().double())

@@ -8,6 +8,7 @@ profile gives it. Executed copies are written to ``book/`` and the book is built
 with execution off, so every figure in it comes from this run. A failing notebook
 stops the run with its error; the book is not built from half the experiments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,19 @@ def load_registry(path: Path) -> Registry:
         params = entry.get("parameters") or {}
         unknown = set(params) - set(profiles)
         if unknown:
-            raise ValueError(f"{path}: experiment {entry['name']!r} has parameters for unknown profiles {sorted(unknown)}.")
+            raise ValueError(
+                f"{path}: experiment {entry['name']!r} has parameters for unknown profiles {sorted(unknown)}."
+            )
         after = tuple(entry.get("after") or ())
         known = {e.name for e in experiments}
         if not set(after) <= known:
-            raise ValueError(f"{path}: experiment {entry['name']!r} comes after {sorted(set(after) - known)}, "
-                             "which are not listed before it.")
-        experiments.append(Experiment(entry["name"], Path(entry["notebook"]),
-                                      {k: dict(v or {}) for k, v in params.items()}, after))
+            raise ValueError(
+                f"{path}: experiment {entry['name']!r} comes after {sorted(set(after) - known)}, "
+                "which are not listed before it."
+            )
+        experiments.append(
+            Experiment(entry["name"], Path(entry["notebook"]), {k: dict(v or {}) for k, v in params.items()}, after)
+        )
     return Registry(default, profiles, tuple(experiments))
 
 
@@ -104,12 +110,26 @@ def machine_record() -> dict:
     commit = command("git", "rev-parse", "--short=12", "HEAD") or "unknown"
     if command("git", "status", "--porcelain", "--untracked-files=no"):
         commit += " (with uncommitted changes)"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else \
-        platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else platform.processor()
+    )
     gpu = command("nvidia-smi", "--query-gpu=name", "--format=csv,noheader").replace("\n", ", ") or "none"
-    return {"handlib": f"{handlib.__version__}, commit {commit}", "mitsuba_variant": handlib.VARIANT,
-            "cpu": f"{cpu} ({os.cpu_count()} logical cores)", "gpu": gpu, "python": platform.python_version()}
+    return {
+        "handlib": f"{handlib.__version__}, commit {commit}",
+        "mitsuba_variant": handlib.VARIANT,
+        "cpu": f"{cpu} ({os.cpu_count()} logical cores)",
+        "gpu": gpu,
+        "python": platform.python_version(),
+    }
 
 
 def record_run(path: Path, record: dict) -> None:
@@ -119,8 +139,9 @@ def record_run(path: Path, record: dict) -> None:
     notebook = nbformat.read(path, as_version=4)
     notebook.metadata["handlib_run"] = record
     rows = "\n".join(f"| {key.replace('_', ' ')} | {value} |" for key, value in record.items() if key != "key")
-    notebook.cells.append(nbformat.v4.new_markdown_cell(
-        f"```{{admonition}} Run record\n:class: note\n\n| | |\n|---|---|\n{rows}\n```"))
+    notebook.cells.append(
+        nbformat.v4.new_markdown_cell(f"```{{admonition}} Run record\n:class: note\n\n| | |\n|---|---|\n{rows}\n```")
+    )
     nbformat.write(notebook, path)
 
 
@@ -154,8 +175,14 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: 
         print(f"[{experiment.name}] running {experiment.notebook} ({profile})", flush=True)
         papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(root), progress_bar=False)
         seconds = time.time() - start
-        record = {"profile": profile, "parameters": json.dumps(params), **machine,
-                  "wall_time": f"{seconds:.0f} s", "finished": time.strftime("%Y-%m-%d %H:%M %Z"), "key": key}
+        record = {
+            "profile": profile,
+            "parameters": json.dumps(params),
+            **machine,
+            "wall_time": f"{seconds:.0f} s",
+            "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "key": key,
+        }
         record_run(target, record)
         stamp.write_text(json.dumps(record, indent=1))
         print(f"[{experiment.name}] done in {seconds:.0f} s", flush=True)

@@ -6,6 +6,7 @@ in world coordinates), ``camrot`` (3x3, world to camera), ``focal`` [fx, fy] and
 point (x, y, z) lands at pixel (x / z * fx + cx, y / z * fy + cy), with x right,
 y down and z forward (OpenCV's convention). Images are 334x512 or 512x334.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,7 +44,10 @@ class Camera:
                 raise ValueError(f"Camera {self.name!r}: {field} contains NaN or infinite values.")
             object.__setattr__(self, field, value)
         rot = self.camrot
-        if np.abs(rot @ rot.T - np.eye(3)).max() > ROTATION_TOLERANCE or abs(np.linalg.det(rot) - 1) > ROTATION_TOLERANCE:
+        if (
+            np.abs(rot @ rot.T - np.eye(3)).max() > ROTATION_TOLERANCE
+            or abs(np.linalg.det(rot) - 1) > ROTATION_TOLERANCE
+        ):
             raise ValueError(
                 f"Camera {self.name!r}: camrot is not a rotation (R R^T != I or det != 1); "
                 "InterHand2.6M's camrot is an orthonormal world-to-camera matrix."
@@ -53,8 +57,10 @@ class Camera:
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise ValueError(f"Camera {self.name!r}: image size must be positive, got {self.width}x{self.height}.")
         if max(int(self.width), int(self.height)) > MAX_IMAGE_SIDE:
-            raise ValueError(f"Camera {self.name!r}: image size {self.width}x{self.height} exceeds the "
-                             f"{MAX_IMAGE_SIDE} pixels a side accepted.")
+            raise ValueError(
+                f"Camera {self.name!r}: image size {self.width}x{self.height} exceeds the "
+                f"{MAX_IMAGE_SIDE} pixels a side accepted."
+            )
 
     @classmethod
     def from_interhand(cls, calibration: dict, cam_id: str, width: int, height: int) -> "Camera":
@@ -67,8 +73,12 @@ class Camera:
 
     def to_interhand(self) -> dict[str, list]:
         """The camera.json fields of this camera (plain lists)."""
-        return {"campos": self.campos.tolist(), "camrot": self.camrot.tolist(),
-                "focal": self.focal.tolist(), "princpt": self.princpt.tolist()}
+        return {
+            "campos": self.campos.tolist(),
+            "camrot": self.camrot.tolist(),
+            "focal": self.focal.tolist(),
+            "princpt": self.princpt.tolist(),
+        }
 
     @property
     def intrinsics(self) -> np.ndarray:
@@ -117,8 +127,7 @@ def film_space(camera: Camera, points):
     return cam * scale
 
 
-def look_at_camera(name: str, campos, target, up, focal=(1240.0, 1240.0), size=(334, 512),
-                   princpt=None) -> Camera:
+def look_at_camera(name: str, campos, target, up, focal=(1240.0, 1240.0), size=(334, 512), princpt=None) -> Camera:
     """A camera at ``campos`` (mm) looking at ``target``, image ``size`` = (width, height).
 
     ``up`` is the world direction that should appear upward in the image.
@@ -139,8 +148,16 @@ def look_at_camera(name: str, campos, target, up, focal=(1240.0, 1240.0), size=(
     return Camera(name, campos, rot, np.asarray(focal, float), np.asarray(princpt, float), int(width), int(height))
 
 
-def dome_cameras(count: int, target, radius: float = 1000.0, up=(0.0, 0.0, 1.0), seed: int = 0,
-                 focal=(1240.0, 1240.0), size=(334, 512), jitter_px: float = 0.0) -> list[Camera]:
+def dome_cameras(
+    count: int,
+    target,
+    radius: float = 1000.0,
+    up=(0.0, 0.0, 1.0),
+    seed: int = 0,
+    focal=(1240.0, 1240.0),
+    size=(334, 512),
+    jitter_px: float = 0.0,
+) -> list[Camera]:
     """``count`` cameras spread evenly over the upper half-sphere around ``target`` (mm).
 
     Like InterHand2.6M's capture dome: portrait and landscape images alternate, and
@@ -165,6 +182,15 @@ def dome_cameras(count: int, target, radius: float = 1000.0, up=(0.0, 0.0, 1.0),
         width, image_height = size if index % 2 == 0 else size[::-1]
         f = np.asarray(focal, dtype=np.float64) + np.array([0.0, rng.uniform(-jitter_px, jitter_px)])
         pp = np.array([width / 2.0, image_height / 2.0]) + rng.uniform(-jitter_px, jitter_px, 2)
-        cameras.append(look_at_camera(f"{400000 + index}", target + radius * direction, target, image_up,
-                                      focal=f, size=(width, image_height), princpt=pp))
+        cameras.append(
+            look_at_camera(
+                f"{400000 + index}",
+                target + radius * direction,
+                target,
+                image_up,
+                focal=f,
+                size=(width, image_height),
+                princpt=pp,
+            )
+        )
     return cameras

@@ -1,4 +1,5 @@
 """The ``handlib`` command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,11 +12,21 @@ def _synth(args: argparse.Namespace) -> int:
 
     gestures = tuple(name.strip() for name in args.gestures.split(",") if name.strip())
     try:
-        settings = SynthSettings(cameras=args.cameras, gestures=gestures, subjects=args.subjects, frames=args.frames,
-                                 noise_mm=args.noise_mm, seed=args.seed, spp=args.spp, shrink=args.shrink,
-                                 texture_size=args.texture_size, directional_light=args.directional_light,
-                                 colour_response=args.colour_response, occluded_views=args.occluded_views,
-                                 split=args.split)
+        settings = SynthSettings(
+            cameras=args.cameras,
+            gestures=gestures,
+            subjects=args.subjects,
+            frames=args.frames,
+            noise_mm=args.noise_mm,
+            seed=args.seed,
+            spp=args.spp,
+            shrink=args.shrink,
+            texture_size=args.texture_size,
+            directional_light=args.directional_light,
+            colour_response=args.colour_response,
+            occluded_views=args.occluded_views,
+            split=args.split,
+        )
     except ValueError as err:
         print(f"handlib synth: {err}", file=sys.stderr)
         return 2
@@ -47,22 +58,36 @@ def _refine(args: argparse.Namespace) -> int:
             return fail(f"--{err}")
         if not numbers:
             return fail(f"--frames {args.frames!r} selects none of the sequence's frames {in_sequence}.")
-    options = Options(method=args.method, loss=args.loss, schedule_scale=args.schedule_scale, spp=args.spp,
-                      cameras=tuple(c for c in args.cameras.split(",") if c) or None, mano=args.mano)
+    options = Options(
+        method=args.method,
+        loss=args.loss,
+        schedule_scale=args.schedule_scale,
+        spp=args.spp,
+        cameras=tuple(c for c in args.cameras.split(",") if c) or None,
+        mano=args.mano,
+    )
     unit = Unit(args.capture, args.seq, args.hand, tuple(numbers))
     try:
         result = refine_unit(reader, unit, options, progress=not args.quiet)
     except InputError as err:
         return fail(str(err))
-    write_mano_annotations(Path(args.out) / "MANO_NeuralAnnot.json",
-                           {args.capture: {number: {args.hand: entry} for number, entry in result.entries.items()}})
+    write_mano_annotations(
+        Path(args.out) / "MANO_NeuralAnnot.json",
+        {args.capture: {number: {args.hand: entry} for number, entry in result.entries.items()}},
+    )
     write_unit_files(args.out, result)
     kept = [f["frame"] for f in result.frames if f["kept_input"]]
     first, best = result.summary["first"], result.summary["best"]
-    print(f"refined {len(result.entries)} frame(s) of {args.seq} with {args.method}: backprojection "
-          f"{first['backprojection']:.2f} -> {best['backprojection']:.2f} levels in {result.summary['seconds']:.0f} s"
-          + (f"; kept the input annotation of frame(s) {kept} ({result.frames[0]['flag'] or 'see metrics.json'})"
-             if kept else "") + f"; wrote {args.out}")
+    print(
+        f"refined {len(result.entries)} frame(s) of {args.seq} with {args.method}: backprojection "
+        f"{first['backprojection']:.2f} -> {best['backprojection']:.2f} levels in {result.summary['seconds']:.0f} s"
+        + (
+            f"; kept the input annotation of frame(s) {kept} ({result.frames[0]['flag'] or 'see metrics.json'})"
+            if kept
+            else ""
+        )
+        + f"; wrote {args.out}"
+    )
     return 0
 
 
@@ -73,11 +98,32 @@ def _refine_dataset(args: argparse.Namespace) -> int:
     try:
         captures = tuple(int(c) for c in args.captures.split(",") if c.strip()) or None
         selection = Selection(captures, args.seq, args.hand, args.frames, args.chunk)
-        options = Options(method=args.method, loss=args.loss, schedule_scale=args.schedule_scale, spp=args.spp,
-                          cameras=tuple(c for c in args.cameras.split(",") if c) or None, mano=args.mano)
-        report = run_dataset(args.data, args.split, args.out, selection, options,
-                             Cluster(args.scheduler, args.workers, args.gpus, args.threads, args.dashboard,
-                                     args.tls_ca_file, args.tls_cert, args.tls_key), args.retry_failed)
+        options = Options(
+            method=args.method,
+            loss=args.loss,
+            schedule_scale=args.schedule_scale,
+            spp=args.spp,
+            cameras=tuple(c for c in args.cameras.split(",") if c) or None,
+            mano=args.mano,
+        )
+        report = run_dataset(
+            args.data,
+            args.split,
+            args.out,
+            selection,
+            options,
+            Cluster(
+                args.scheduler,
+                args.workers,
+                args.gpus,
+                args.threads,
+                args.dashboard,
+                args.tls_ca_file,
+                args.tls_cert,
+                args.tls_key,
+            ),
+            args.retry_failed,
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"handlib refine-dataset: {err}", file=sys.stderr)
         return 2
@@ -90,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     synth = commands.add_parser("synth", help="write a synthetic InterHand2.6M-like capture with ground truth")
     synth.add_argument("--out", required=True, help="output directory")
     synth.add_argument("--cameras", type=int, default=8)
-    synth.add_argument("--gestures", default="open,fist", help="comma-separated: open, relaxed, point, "
-                       "thumbs_up, peace, three, horns, ok, fist")
+    synth.add_argument(
+        "--gestures",
+        default="open,fist",
+        help="comma-separated: open, relaxed, point, thumbs_up, peace, three, horns, ok, fist",
+    )
     synth.add_argument("--subjects", type=int, default=1)
     synth.add_argument("--frames", type=int, default=1)
     synth.add_argument("--noise-mm", type=float, default=5.0, help="mean per-vertex error of the initial estimate")
@@ -115,20 +164,28 @@ def main(argv: list[str] | None = None) -> int:
     refine.add_argument("--cameras", default="", help="comma-separated camera ids (default: all with images)")
     refine.add_argument("--method", default="smvr", choices=["smvr", "dmvr"])
     refine.add_argument("--loss", default="occlusion_aware", choices=["occlusion_aware", "mae"])
-    refine.add_argument("--schedule-scale", type=float, default=1.0,
-                        help="scale the method's schedule (SMVR 230 iterations, DMVR 100)")
+    refine.add_argument(
+        "--schedule-scale", type=float, default=1.0, help="scale the method's schedule (SMVR 230 iterations, DMVR 100)"
+    )
     refine.add_argument("--spp", type=int, default=4)
     refine.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
     refine.add_argument("--out", required=True)
     refine.add_argument("--quiet", action="store_true")
-    batch = commands.add_parser("refine-dataset", help="refine every selected sequence of a split on Dask, "
-                                "resumably; writes a refined dataset in the InterHand2.6M layout "
-                                "(exit status 1 if a task failed)")
+    batch = commands.add_parser(
+        "refine-dataset",
+        help="refine every selected sequence of a split on Dask, "
+        "resumably; writes a refined dataset in the InterHand2.6M layout "
+        "(exit status 1 if a task failed)",
+    )
     batch.add_argument("--data", required=True, help="an InterHand2.6M-layout directory (real or synthetic)")
     batch.add_argument("--split", default="test")
     batch.add_argument("--out", required=True, help="output dataset (and its ledger: rerun to resume)")
-    batch.add_argument("--method", default="dmvr", choices=["smvr", "dmvr"],
-                       help="dmvr: a task per sequence (or --chunk frames); smvr: a task per frame")
+    batch.add_argument(
+        "--method",
+        default="dmvr",
+        choices=["smvr", "dmvr"],
+        help="dmvr: a task per sequence (or --chunk frames); smvr: a task per frame",
+    )
     batch.add_argument("--captures", default="", help="comma-separated capture numbers (default: all)")
     batch.add_argument("--seq", default="*", help="sequence-name pattern, shell style (default: all)")
     batch.add_argument("--hand", default="right", choices=["right", "left", "both"])
@@ -139,12 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--schedule-scale", type=float, default=1.0)
     batch.add_argument("--spp", type=int, default=4)
     batch.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
-    batch.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a local cluster)")
+    batch.add_argument(
+        "--scheduler", default=None, help="address of a running Dask scheduler (default: a local cluster)"
+    )
     batch.add_argument("--workers", type=int, default=0, help="local worker processes (default: GPUs, else cores)")
     batch.add_argument("--gpus", type=int, default=0, help="local GPUs: one worker each, tasks need a GPU")
     batch.add_argument("--threads", type=int, default=0, help="threads per task (default: cores / workers)")
-    batch.add_argument("--dashboard", default="127.0.0.1:0",
-                       help="local cluster's dashboard address, host:port (default: loopback, a free port)")
+    batch.add_argument(
+        "--dashboard",
+        default="127.0.0.1:0",
+        help="local cluster's dashboard address, host:port (default: loopback, a free port)",
+    )
     batch.add_argument("--tls-ca-file", default=None, help="with a tls:// --scheduler: the CA certificate (PEM)")
     batch.add_argument("--tls-cert", default=None, help="with a tls:// --scheduler: this client's certificate")
     batch.add_argument("--tls-key", default=None, help="with a tls:// --scheduler: this client's private key")

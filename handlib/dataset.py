@@ -16,6 +16,7 @@ twice is recorded as failed and the run goes on. Workers are not sent more tasks
 threads (``worker-saturation`` = 1.0), so a worker's death is blamed on the task it ran only.
 With ``--scheduler`` these two settings are the scheduler's own: set them in its Dask config.
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,8 +66,9 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
     tasks for each hand annotated somewhere in it (the right hand when none is)."""
     sequences: dict[tuple[int, str], list[int]] = {}
     for capture, seq, frame in reader.keys():
-        if (selection.captures is None or capture in selection.captures) \
-                and fnmatch.fnmatchcase(seq, selection.seq_pattern):
+        if (selection.captures is None or capture in selection.captures) and fnmatch.fnmatchcase(
+            seq, selection.seq_pattern
+        ):
             sequences.setdefault((capture, seq), []).append(frame)
     units = []
     for (capture, seq), available in sorted(sequences.items()):
@@ -75,8 +77,14 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
             continue
         annotations = reader.mano.get(str(capture))
         annotations = annotations if isinstance(annotations, dict) else {}
-        annotated = {side: [f for f in numbers if isinstance(annotations.get(str(f)), dict)
-                            and annotations[str(f)].get(side) is not None] for side in SIDES}
+        annotated = {
+            side: [
+                f
+                for f in numbers
+                if isinstance(annotations.get(str(f)), dict) and annotations[str(f)].get(side) is not None
+            ]
+            for side in SIDES
+        }
         if selection.hand == "both":
             hands = [side for side in SIDES if annotated[side]] or ["right"]
         else:
@@ -87,7 +95,7 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
                 groups = [[f] for f in frames]
             else:
                 size = selection.chunk or len(frames)
-                groups = [frames[i:i + size] for i in range(0, len(frames), size)]
+                groups = [frames[i : i + size] for i in range(0, len(frames), size)]
             units += [Unit(capture, seq, hand, tuple(group)) for group in groups]
     return units
 
@@ -102,38 +110,56 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=FULL")
         with self.db:
             self.db.execute("CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT)")
-            self.db.execute("CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, position INTEGER, unit TEXT, "
-                            "status TEXT, reason TEXT, result TEXT, attempts INTEGER, updated REAL)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, position INTEGER, unit TEXT, "
+                "status TEXT, reason TEXT, result TEXT, attempts INTEGER, updated REAL)"
+            )
         stored = self.db.execute("SELECT value FROM run WHERE key = 'config'").fetchone()
         wanted = json.dumps(config, sort_keys=True)
         if stored is None:
             with self.db:
                 self.db.execute("INSERT INTO run VALUES ('config', ?)", (wanted,))
         elif stored[0] != wanted:
-            raise ValueError(f"{self.path.parent} holds a run with other settings ({stored[0]}); run the same "
-                             f"command to resume it, or give a new --out.")
+            raise ValueError(
+                f"{self.path.parent} holds a run with other settings ({stored[0]}); run the same "
+                f"command to resume it, or give a new --out."
+            )
 
     def add(self, units: list[Unit]) -> None:
         with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, 'pending', '', '', 0, ?)",
-                                [(u.key, i, json.dumps(asdict(u)), time.time()) for i, u in enumerate(units)])
+            self.db.executemany(
+                "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, 'pending', '', '', 0, ?)",
+                [(u.key, i, json.dumps(asdict(u)), time.time()) for i, u in enumerate(units)],
+            )
 
     def todo(self, retry_failed: bool = False) -> list[Unit]:
         statuses = ("pending", "failed") if retry_failed else ("pending",)
-        rows = self.db.execute(f"SELECT unit FROM tasks WHERE status IN ({','.join('?' * len(statuses))}) "
-                               "ORDER BY position", statuses)
+        rows = self.db.execute(
+            f"SELECT unit FROM tasks WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY position", statuses
+        )
         return [unit_from_json(row[0]) for row in rows]
 
     def record(self, key: str, status: str, result: dict | None = None, reason: str = "") -> None:
         with self.db:
-            self.db.execute("UPDATE tasks SET status = ?, reason = ?, result = ?, attempts = attempts + 1, "
-                            "updated = ? WHERE key = ?",
-                            (status, reason, json.dumps(result) if result is not None else "", time.time(), key))
+            self.db.execute(
+                "UPDATE tasks SET status = ?, reason = ?, result = ?, attempts = attempts + 1, "
+                "updated = ? WHERE key = ?",
+                (status, reason, json.dumps(result) if result is not None else "", time.time(), key),
+            )
 
     def rows(self) -> list[dict]:
         cursor = self.db.execute("SELECT key, unit, status, reason, result, attempts FROM tasks ORDER BY position")
-        return [{"key": k, "unit": unit_from_json(u), "status": s, "reason": r,
-                 "result": json.loads(res) if res else None, "attempts": a} for k, u, s, r, res, a in cursor]
+        return [
+            {
+                "key": k,
+                "unit": unit_from_json(u),
+                "status": s,
+                "reason": r,
+                "result": json.loads(res) if res else None,
+                "attempts": a,
+            }
+            for k, u, s, r, res, a in cursor
+        ]
 
     def close(self) -> None:
         self.db.close()
@@ -147,12 +173,17 @@ def unit_from_json(text: str) -> Unit:
 def unit_folder(out: Path, unit: Unit) -> Path:
     """Where a task's files go: ``out/refinement/Capture<c>/<seq>/<hand>/<frames>``; a sequence name
     that is not a safe folder name raises :class:`~handlib.names.UnsafePath` (nothing outside ``out``)."""
-    return names.join(Path(out) / "refinement", f"Capture{unit.capture}", unit.seq, unit.hand, unit.span,
-                      what=f"task {unit.key}: folder name")
+    return names.join(
+        Path(out) / "refinement",
+        f"Capture{unit.capture}",
+        unit.seq,
+        unit.hand,
+        unit.span,
+        what=f"task {unit.key}: folder name",
+    )
 
 
-def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Options, out: str,
-                threads: int) -> dict:
+def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Options, out: str, threads: int) -> dict:
     """What a worker runs: refine ``unit`` from the annotation subset ``contents``; write its files
     atomically; return per-frame entries and metrics. Bad input returns ``status='failed'`` with
     the reason (it would fail again); any other exception propagates so that Dask retries it."""
@@ -171,8 +202,12 @@ def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Opti
         return {"status": "failed", "reason": f"bad input: {err}"}
     write_unit_files(folder, result)
     summary = {k: v for k, v in result.summary.items() if k not in ("first", "best")}
-    return {"status": "done", "entries": {str(f): e for f, e in result.entries.items()}, "frames": result.frames,
-            "summary": summary}
+    return {
+        "status": "done",
+        "entries": {str(f): e for f, e in result.entries.items()},
+        "frames": result.frames,
+        "summary": summary,
+    }
 
 
 @dataclass(frozen=True)
@@ -200,8 +235,9 @@ class Cluster:
         if any(tls) and not all(tls):
             raise ValueError("TLS needs all three files: --tls-ca-file, --tls-cert and --tls-key.")
         if all(tls) and not (self.scheduler or "").startswith("tls://"):
-            raise ValueError(f"TLS files were given, so the scheduler address must start with tls://, "
-                             f"got {self.scheduler!r}.")
+            raise ValueError(
+                f"TLS files were given, so the scheduler address must start with tls://, got {self.scheduler!r}."
+            )
         for path in filter(None, tls):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"TLS file {path} not found.")
@@ -220,8 +256,12 @@ class Cluster:
             return None
         from distributed import Security
 
-        return Security(tls_ca_file=self.tls_ca_file, tls_client_cert=self.tls_cert, tls_client_key=self.tls_key,
-                        require_encryption=True)
+        return Security(
+            tls_ca_file=self.tls_ca_file,
+            tls_client_cert=self.tls_cert,
+            tls_client_key=self.tls_key,
+            require_encryption=True,
+        )
 
 
 @contextmanager
@@ -233,15 +273,22 @@ def connect(cluster: Cluster):
 
     # A task may see one worker die under it and go to another; a second death fails it. Workers
     # get no more tasks than threads, so a dying worker takes no queued, innocent task with it.
-    with dask_config.set({"distributed.scheduler.allowed-failures": 1,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+    with dask_config.set({"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}):
         if cluster.scheduler:
             with Client(cluster.scheduler, security=cluster.security()) as client:
                 yield client
             return
-        with LocalCluster(n_workers=cluster.local_workers(), threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=cluster.dashboard,
-                          resources={"GPU": 1} if cluster.gpus else None) as local, Client(local) as client:
+        with (
+            LocalCluster(
+                n_workers=cluster.local_workers(),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=cluster.dashboard,
+                resources={"GPU": 1} if cluster.gpus else None,
+            ) as local,
+            Client(local) as client,
+        ):
             if cluster.gpus:
                 client.register_plugin(_gpu_pinning(cluster.gpus))
             yield client
@@ -289,9 +336,17 @@ def _progress_line(done: int, failed: int, total: int, started: float, finished_
     return f"refine-dataset: {done}/{total} done, {failed} failed, {left} left | {rate:.2f} tasks/min | ETA {eta}"
 
 
-def run_dataset(data: str | Path, split: str, out: str | Path, selection: Selection = Selection(),
-                options: Options = Options(), cluster: Cluster = Cluster(), retry_failed: bool = False,
-                log: Callable[[str], None] = print, task: Callable[..., dict] = refine_task) -> Report:
+def run_dataset(
+    data: str | Path,
+    split: str,
+    out: str | Path,
+    selection: Selection = Selection(),
+    options: Options = Options(),
+    cluster: Cluster = Cluster(),
+    retry_failed: bool = False,
+    log: Callable[[str], None] = print,
+    task: Callable[..., dict] = refine_task,
+) -> Report:
     """Refine the selected part of ``data``'s split into ``out`` (see the module's docstring).
     ``task`` is what workers run per unit, with :func:`refine_task`'s arguments and result."""
     from distributed import as_completed
@@ -306,15 +361,18 @@ def run_dataset(data: str | Path, split: str, out: str | Path, selection: Select
         raise ValueError(f"nothing to refine: no sequence of {data} (split {split}) matches {selection}.")
     out.mkdir(parents=True, exist_ok=True)
     _remove_partial_files(out)
-    ledger = Ledger(out / LEDGER, {"data": str(data), "split": split, "selection": asdict(selection),
-                                   "options": asdict(options)})
+    ledger = Ledger(
+        out / LEDGER, {"data": str(data), "split": split, "selection": asdict(selection), "options": asdict(options)}
+    )
     try:
         ledger.add(units)
         todo = ledger.todo(retry_failed)
         statuses = [r["status"] for r in ledger.rows()]
         done, failed = statuses.count("done"), 0 if retry_failed else statuses.count("failed")
-        log(f"refine-dataset: {len(units)} task(s) ({options.method}), {done} already done, {failed} failed before, "
-            f"{len(todo)} to run")
+        log(
+            f"refine-dataset: {len(units)} task(s) ({options.method}), {done} already done, {failed} failed before, "
+            f"{len(todo)} to run"
+        )
         if todo:
             with connect(cluster) as client:
                 log(f"refine-dataset: Dask dashboard at {client.dashboard_link}")
@@ -329,9 +387,20 @@ def run_dataset(data: str | Path, split: str, out: str | Path, selection: Select
                         log(f"refine-dataset: {unit.key} failed: bad input: {err}")
                         continue
                     contents = reader.subset([(unit.capture, unit.seq, f) for f in unit.frames])
-                    future = client.submit(task, str(data), split, contents, unit, options, str(out),
-                                           cluster.task_threads(), key=f"refine-{unit.key}", retries=1,
-                                           pure=False, resources={"GPU": 1} if gpu else None)
+                    future = client.submit(
+                        task,
+                        str(data),
+                        split,
+                        contents,
+                        unit,
+                        options,
+                        str(out),
+                        cluster.task_threads(),
+                        key=f"refine-{unit.key}",
+                        retries=1,
+                        pure=False,
+                        resources={"GPU": 1} if gpu else None,
+                    )
                     futures[future] = unit
                 for count, future in enumerate(as_completed(futures), 1):
                     unit = futures[future]
@@ -374,11 +443,18 @@ def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Calla
             failures.append((row["key"], row["reason"]))
         before = [m["backprojection_before"] for m in result["frames"]] if result else []
         after = [m["backprojection_after"] for m in result["frames"]] if result else []
-        summary_table.append({"task": row["key"], "status": row["status"], "reason": row["reason"],
-                              "frames": len(unit.frames), "attempts": row["attempts"],
-                              "backprojection_before": sum(before) / len(before) if before else math.nan,
-                              "backprojection_after": sum(after) / len(after) if after else math.nan,
-                              "seconds": result["summary"]["seconds"] if result else math.nan})
+        summary_table.append(
+            {
+                "task": row["key"],
+                "status": row["status"],
+                "reason": row["reason"],
+                "frames": len(unit.frames),
+                "attempts": row["attempts"],
+                "backprojection_before": sum(before) / len(before) if before else math.nan,
+                "backprojection_after": sum(after) / len(after) if after else math.nan,
+                "seconds": result["summary"]["seconds"] if result else math.nan,
+            }
+        )
     split = reader.split
     atomic_write(annotation_path(out, split, "MANO_NeuralAnnot"), json.dumps(mano))
     for kind in ANNOTATION_KINDS[:3]:
@@ -394,12 +470,29 @@ def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Calla
         link.unlink(missing_ok=True)
         link.symlink_to(reader.images_dir.resolve(), target_is_directory=True)
         os.replace(link, images)
-    atomic_write(out / "refinement" / "frames.csv", _csv(frames_table, ["capture", "seq", "hand", "frame",
-                 "backprojection_before", "backprojection_after", "diverged", "kept_input", "flag"]))
+    atomic_write(
+        out / "refinement" / "frames.csv",
+        _csv(
+            frames_table,
+            [
+                "capture",
+                "seq",
+                "hand",
+                "frame",
+                "backprojection_before",
+                "backprojection_after",
+                "diverged",
+                "kept_input",
+                "flag",
+            ],
+        ),
+    )
     atomic_write(out / "refinement" / "summary.csv", _csv(summary_table, list(summary_table[0])))
     done = sum(r["status"] == "done" for r in rows)
-    log(f"refine-dataset: {done} of {len(rows)} task(s) done, {len(failures)} failed, {kept} frame(s) kept their "
-        f"input annotation; wrote {out}")
+    log(
+        f"refine-dataset: {done} of {len(rows)} task(s) done, {len(failures)} failed, {kept} frame(s) kept their "
+        f"input annotation; wrote {out}"
+    )
     for key, reason in failures:
         log(f"  failed {key}: {reason}")
     return Report(out, done, failures, kept, len(frames_table))

@@ -25,6 +25,7 @@ C renders are in memory at a time, whatever T is.
 Each feature (edges, temporal prior, lighting, colour transforms) can be switched off for
 the ablation; without lighting the light stays uniform white.
 """
+
 from __future__ import annotations
 
 import math
@@ -127,9 +128,16 @@ def edge_map(image: np.ndarray) -> np.ndarray:
     return cv2.dilate(edges, np.ones((size, size), np.uint8)) > 0
 
 
-def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequence[Sequence[np.ndarray]],
-                    initial: Sequence[HandParams], times: Sequence[int], settings: DMVRSettings = DMVRSettings(),
-                    truth: Sequence[HandParams] | None = None, progress: bool = False) -> DMVRResult:
+def refine_sequence(
+    model: HandModel,
+    cameras: Sequence[Camera],
+    images: Sequence[Sequence[np.ndarray]],
+    initial: Sequence[HandParams],
+    times: Sequence[int],
+    settings: DMVRSettings = DMVRSettings(),
+    truth: Sequence[HandParams] | None = None,
+    progress: bool = False,
+) -> DMVRResult:
     """Refine a video: ``images[t][c]`` (uint8 or float (H, W, 3)) of frame t in camera c,
     ``initial[t]`` its MANO estimate (batch 1), ``times[t]`` its frame number. ``truth`` adds
     eps_v / eps_j (mean over frames) to the history."""
@@ -137,8 +145,10 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
     torch.manual_seed(settings.seed)
     count = len(initial)
     if count == 0 or len(images) != count or len(times) != count:
-        raise ValueError(f"Need one image set, initial estimate and frame number per frame; got {len(images)}, "
-                         f"{len(initial)} and {len(times)}.")
+        raise ValueError(
+            f"Need one image set, initial estimate and frame number per frame; got {len(images)}, "
+            f"{len(initial)} and {len(times)}."
+        )
     observed = []
     for t, frame_images in enumerate(images):
         if len(frame_images) != len(cameras):
@@ -148,13 +158,18 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
             array = np.asarray(image)
             scaled = array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0)
             if scaled.shape != (camera.height, camera.width, 3):
-                raise ValueError(f"Frame {t}, camera {camera.name}: image shape {scaled.shape}, expected "
-                                 f"({camera.height}, {camera.width}, 3).")
+                raise ValueError(
+                    f"Frame {t}, camera {camera.name}: image shape {scaled.shape}, expected "
+                    f"({camera.height}, {camera.width}, 3)."
+                )
             row.append(torch.as_tensor(scaled))
         observed.append(row)
     surface = HandSurface.of(model)
-    renderer = Renderer(cameras, surface, RenderSettings(mode="radiance", spp=settings.spp,
-                                                         silhouette_spp=settings.silhouette_spp, seed=settings.seed))
+    renderer = Renderer(
+        cameras,
+        surface,
+        RenderSettings(mode="radiance", spp=settings.spp, silhouette_spp=settings.silhouette_spp, seed=settings.seed),
+    )
     image_edges = [[edge_map(o.numpy()) for o in row] for row in observed] if settings.edges else None
 
     # Start: the annotations, their mean shape, the observations back-projected (linearised) as
@@ -164,10 +179,14 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
         starts = [model(HandParams(p.global_orient, p.hand_pose, betas0, p.transl)).vertices[0] for p in initial]
         coverage = renderer.render(starts[0], torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, settings.sh_bands))
     backgrounds = [srgb_decode(c) for c in background_colours(observed[0], coverage.alphas)]
-    baked = [backproject_texture(surface, v, cameras, [o.numpy() for o in row], settings.texture_size)[0]
-             for v, row in zip(starts, observed)]
-    levels = [level.clone().requires_grad_(True)
-              for level in lod.decompose(srgb_decode(torch.stack(baked).mean(0)), settings.lod_levels)]
+    baked = [
+        backproject_texture(surface, v, cameras, [o.numpy() for o in row], settings.texture_size)[0]
+        for v, row in zip(starts, observed)
+    ]
+    levels = [
+        level.clone().requires_grad_(True)
+        for level in lod.decompose(srgb_decode(torch.stack(baked).mean(0)), settings.lod_levels)
+    ]
     light = lighting.uniform(1.0, settings.sh_bands).clone().requires_grad_(settings.lighting)
     transforms = torch.cat([torch.eye(3), torch.zeros(3, 1)], 1).repeat(len(cameras), 1, 1)
     transforms.requires_grad_(settings.colour_transforms)
@@ -182,23 +201,32 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
     # carry no timing; the filter's range kernel keeps real (large) discontinuities.
     samples = torch.arange(count, dtype=torch.float64)
 
-    groups = {"environment": [(light, settings.lr_environment)] if settings.lighting else [],
-              # per level, so that all levels together move a texel by at most lr_texture per step
-              "texture": [(level, settings.lr_texture / len(levels)) for level in levels],
-              "shape": [(betas, settings.lr_shape)],
-              "pose": [(rotation, settings.lr_rotation), (translation, settings.lr_translation)],
-              "articulation": [(articulation, settings.lr_articulation)],
-              "colour": [(transforms, settings.lr_colour)] if settings.colour_transforms else []}
-    optimisers = {name: torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in entries])
-                  for name, entries in groups.items() if entries}
+    groups = {
+        "environment": [(light, settings.lr_environment)] if settings.lighting else [],
+        # per level, so that all levels together move a texel by at most lr_texture per step
+        "texture": [(level, settings.lr_texture / len(levels)) for level in levels],
+        "shape": [(betas, settings.lr_shape)],
+        "pose": [(rotation, settings.lr_rotation), (translation, settings.lr_translation)],
+        "articulation": [(articulation, settings.lr_articulation)],
+        "colour": [(transforms, settings.lr_colour)] if settings.colour_transforms else [],
+    }
+    optimisers = {
+        name: torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in entries])
+        for name, entries in groups.items()
+        if entries
+    }
     truth_out = None
     if truth is not None:
         with torch.no_grad():
             truth_out = [model(p) for p in truth]
 
     def frame_params(t: int) -> HandParams:
-        return HandParams(base_orient[t:t + 1] + rotation[t:t + 1], base_pose[t:t + 1] + articulation[t:t + 1], betas,
-                          base_transl[t:t + 1] + translation[t:t + 1])
+        return HandParams(
+            base_orient[t : t + 1] + rotation[t : t + 1],
+            base_pose[t : t + 1] + articulation[t : t + 1],
+            betas,
+            base_transl[t : t + 1] + translation[t : t + 1],
+        )
 
     def snapshot():
         return [v.detach().clone() for v in (rotation, translation, articulation, betas, light, transforms, *levels)]
@@ -222,7 +250,7 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
                 rendered = renderer.render(output.vertices[0], texture_leaf, light, backgrounds=backgrounds)
                 data = edge = torch.zeros(())
                 shown = []
-                for c, (image, alpha) in enumerate(zip(rendered.images, rendered.alphas)):
+                for c, image in enumerate(rendered.images):
                     encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
                     difference = encoded - observed[t][c]
                     data = data + torch.linalg.vector_norm(difference)
@@ -244,10 +272,17 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
                 prior = temporal_prior((base_pose + articulation).double(), samples).float()
                 (settings.prior_weight * prior).backward()
             texture.backward(texture_leaf.grad)
-            value = settings.data_weight * (record["data"] + settings.edge_weight * record["edge"]) \
-                + settings.prior_weight * float(prior.detach())
-            record.update({"E": value, "prior": float(prior.detach()), "backprojection": float(np.mean(errors)),
-                           "backprojection_frames": [float(e) for e in errors]})
+            value = settings.data_weight * (
+                record["data"] + settings.edge_weight * record["edge"]
+            ) + settings.prior_weight * float(prior.detach())
+            record.update(
+                {
+                    "E": value,
+                    "prior": float(prior.detach()),
+                    "backprojection": float(np.mean(errors)),
+                    "backprojection_frames": [float(e) for e in errors],
+                }
+            )
             if eps_v:
                 record.update({"eps_v": float(np.mean(eps_v)), "eps_j": float(np.mean(eps_j))})
             history.append(record)
@@ -269,7 +304,22 @@ def refine_sequence(model: HandModel, cameras: Sequence[Camera], images: Sequenc
     if best[2] is None:
         best = (first_loss, 0, snapshot())
     rotation_, translation_, articulation_, betas_, light_, transforms_, *levels_ = best[2]
-    refined = [HandParams(base_orient[t:t + 1] + rotation_[t:t + 1], base_pose[t:t + 1] + articulation_[t:t + 1],
-                          betas_, base_transl[t:t + 1] + translation_[t:t + 1]) for t in range(count)]
-    return DMVRResult(refined, lod.compose(levels_).clamp(0.0, 1.0), light_, transforms_, history, diverged, best[1],
-                      time.perf_counter() - start)
+    refined = [
+        HandParams(
+            base_orient[t : t + 1] + rotation_[t : t + 1],
+            base_pose[t : t + 1] + articulation_[t : t + 1],
+            betas_,
+            base_transl[t : t + 1] + translation_[t : t + 1],
+        )
+        for t in range(count)
+    ]
+    return DMVRResult(
+        refined,
+        lod.compose(levels_).clamp(0.0, 1.0),
+        light_,
+        transforms_,
+        history,
+        diverged,
+        best[1],
+        time.perf_counter() - start,
+    )

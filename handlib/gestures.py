@@ -8,6 +8,7 @@ so a gesture means the same on the open hand and on MANO.
 
 The set spans self-occlusion from none (open, relaxed) to heavy (fist, pinch/OK).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -7,6 +7,7 @@ are read into MANO's arrays by :mod:`handlib.mano_io` and handed to smplx as a
 global rotation (3), hand pose (45 axis-angle, or PCA coefficients), shape (10),
 translation (3, metres). Outputs are in millimetres, as InterHand2.6M's joints.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,10 +60,12 @@ class HandParams:
         dtype: torch.dtype = torch.float32,
     ) -> "HandParams":
         """Zeros except the fields given (array-likes, reshaped to (batch_size, n))."""
+
         def field(value, width):
             if value is None:
                 return torch.zeros(batch_size, width, dtype=dtype)
             return torch.as_tensor(value, dtype=dtype).reshape(batch_size, -1)
+
         return cls(field(global_orient, 3), field(hand_pose, pose_dim), field(betas, NUM_BETAS), field(transl, 3))
 
     @classmethod
@@ -82,8 +85,11 @@ class HandParams:
         """Per hand, the ``MANO_NeuralAnnot`` dictionary (plain lists)."""
         pose = torch.cat([self.global_orient, self.hand_pose], dim=1).detach().cpu().double()
         return [
-            {"pose": pose[b].tolist(), "shape": self.betas[b].detach().cpu().double().tolist(),
-             "trans": self.transl[b].detach().cpu().double().tolist()}
+            {
+                "pose": pose[b].tolist(),
+                "shape": self.betas[b].detach().cpu().double().tolist(),
+                "trans": self.transl[b].detach().cpu().double().tolist(),
+            }
             for b in range(self.batch_size)
         ]
 

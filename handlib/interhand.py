@@ -4,8 +4,10 @@ Layout (as the dataset publishes it)::
 
     annotations/{split}/InterHand2.6M_{split}_data.json             COCO-style images + annotations
     annotations/{split}/InterHand2.6M_{split}_camera.json           {capture: {campos|camrot|focal|princpt: {cam: ...}}}
-    annotations/{split}/InterHand2.6M_{split}_joint_3d.json         {capture: {frame: {world_coord, joint_valid, hand_type, hand_type_valid}}}
-    annotations/{split}/InterHand2.6M_{split}_MANO_NeuralAnnot.json {capture: {frame: {right|left: {pose, shape, trans} | null}}}
+    annotations/{split}/InterHand2.6M_{split}_joint_3d.json         {capture: {frame: {world_coord, joint_valid,
+                                                                                       hand_type, hand_type_valid}}}
+    annotations/{split}/InterHand2.6M_{split}_MANO_NeuralAnnot.json {capture: {frame: {right|left:
+                                                                                       {pose, shape, trans} | null}}}
     images/{split}/Capture{c}/{seq_name}/cam{id}/image{frame}.jpg
 
 ``data.json``'s images carry ``id, file_name, width, height, capture, seq_name, camera,
@@ -17,6 +19,7 @@ The reader loads the annotation JSON once and then yields one :class:`Frame` per
 one frame or one camera (no calibration, a missing image, NaN joints) do not stop
 it: they are recorded in :attr:`InterHandReader.skipped` with their reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,16 +74,21 @@ class Frame:
         path = self.image_paths[camera]
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
-            raise ValueError(f"Image {path} has {size} bytes, more than the {MAX_IMAGE_BYTES} accepted "
-                             f"(frame {self.key}, camera {camera}).")
+            raise ValueError(
+                f"Image {path} has {size} bytes, more than the {MAX_IMAGE_BYTES} accepted "
+                f"(frame {self.key}, camera {camera})."
+            )
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise ValueError(f"Cannot decode image {path} (frame {self.key}, camera {camera}); "
-                             "the file is corrupt or not an image.")
+            raise ValueError(
+                f"Cannot decode image {path} (frame {self.key}, camera {camera}); the file is corrupt or not an image."
+            )
         expected = (self.cameras[camera].height, self.cameras[camera].width)
         if image.shape[:2] != expected:
-            raise ValueError(f"Image {path} is {image.shape[1]}x{image.shape[0]}, but data.json gives camera "
-                             f"{camera} {expected[1]}x{expected[0]} (frame {self.key}).")
+            raise ValueError(
+                f"Image {path} is {image.shape[1]}x{image.shape[0]}, but data.json gives camera "
+                f"{camera} {expected[1]}x{expected[0]} (frame {self.key})."
+            )
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def hand_params(self, side: str) -> HandParams | None:
@@ -103,11 +111,15 @@ BAD_VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
 
 def _load_json(path: Path):
     if not path.is_file():
-        raise FileNotFoundError(f"InterHand2.6M annotation file not found: {path}. Expected the layout "
-                                "annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d,MANO_NeuralAnnot}.json.")
+        raise FileNotFoundError(
+            f"InterHand2.6M annotation file not found: {path}. Expected the layout "
+            "annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d,MANO_NeuralAnnot}.json."
+        )
     if path.stat().st_size > MAX_ANNOTATION_BYTES:
-        raise ValueError(f"{path} has {path.stat().st_size} bytes, more than the {MAX_ANNOTATION_BYTES} "
-                         "accepted for an annotation file.")
+        raise ValueError(
+            f"{path} has {path.stat().st_size} bytes, more than the {MAX_ANNOTATION_BYTES} "
+            "accepted for an annotation file."
+        )
     try:
         with path.open(encoding="utf-8") as handle:
             return json.load(handle)
@@ -135,10 +147,16 @@ class InterHandReader:
             contents["MANO_NeuralAnnot"] = _load_json(mano_path) if mano_path.is_file() else {}
         for kind in ANNOTATION_KINDS:
             if not isinstance(contents.get(kind), dict):
-                raise ValueError(f"{annotation_path(self.root, split, kind)} must hold a JSON object, "
-                                 f"found {type(contents.get(kind)).__name__}.")
+                raise ValueError(
+                    f"{annotation_path(self.root, split, kind)} must hold a JSON object, "
+                    f"found {type(contents.get(kind)).__name__}."
+                )
         data = contents["data"]
-        self.calibration, self.joints, self.mano = contents["camera"], contents["joint_3d"], contents["MANO_NeuralAnnot"]
+        self.calibration, self.joints, self.mano = (
+            contents["camera"],
+            contents["joint_3d"],
+            contents["MANO_NeuralAnnot"],
+        )
         self.images_dir = self.root / "images" / split
         self.skipped: list[tuple[tuple, str]] = []
         self._cameras: dict[tuple[str, str], Camera] = {}
@@ -150,8 +168,10 @@ class InterHandReader:
             try:
                 key = (int(record["capture"]), str(record["seq_name"]), int(record["frame_idx"]))
             except (KeyError, TypeError, ValueError, OverflowError) as err:
-                raise ValueError(f"{annotation_path(self.root, split, 'data')}: image {position} needs integer "
-                                 f"'capture' and 'frame_idx' and a 'seq_name' ({type(err).__name__}: {err}).") from None
+                raise ValueError(
+                    f"{annotation_path(self.root, split, 'data')}: image {position} needs integer "
+                    f"'capture' and 'frame_idx' and a 'seq_name' ({type(err).__name__}: {err})."
+                ) from None
             frames[key].append(record)
         self._frames = dict(sorted(frames.items()))
 
@@ -171,12 +191,18 @@ class InterHandReader:
         captures = {str(k[0]) for k in keys}
 
         def frames_of(table: dict) -> dict:
-            return {c: {str(k[2]): table[c][str(k[2])] for k in keys if str(k[0]) == c and str(k[2]) in table[c]}
-                    for c in captures if isinstance(table.get(c), dict)}
+            return {
+                c: {str(k[2]): table[c][str(k[2])] for k in keys if str(k[0]) == c and str(k[2]) in table[c]}
+                for c in captures
+                if isinstance(table.get(c), dict)
+            }
 
-        return {"data": {"images": [r for k in keys for r in self._frames.get(k, [])]},
-                "camera": {c: self.calibration[c] for c in captures if c in self.calibration},
-                "joint_3d": frames_of(self.joints), "MANO_NeuralAnnot": frames_of(self.mano)}
+        return {
+            "data": {"images": [r for k in keys for r in self._frames.get(k, [])]},
+            "camera": {c: self.calibration[c] for c in captures if c in self.calibration},
+            "joint_3d": frames_of(self.joints),
+            "MANO_NeuralAnnot": frames_of(self.mano),
+        }
 
     def _camera(self, capture: int, record: dict) -> Camera:
         key = (str(capture), str(record["camera"]))
@@ -188,8 +214,9 @@ class InterHandReader:
                 value = (calibration.get(name) or {}).get(str(record["camera"]))
                 if value is not None:
                     _finite(value, f"camera.json capture {capture} {name} camera {record['camera']}")
-            self._cameras[key] = Camera.from_interhand(calibration, str(record["camera"]),
-                                                       int(record["width"]), int(record["height"]))
+            self._cameras[key] = Camera.from_interhand(
+                calibration, str(record["camera"]), int(record["width"]), int(record["height"])
+            )
         return self._cameras[key]
 
     def __iter__(self) -> Iterator[Frame]:
@@ -255,8 +282,9 @@ class InterHandReader:
                             raise ValueError(f"{name} has {len(hand[name])} values, expected {size}")
                 mano[side] = hand
         except BAD_VALUE_ERRORS as err:
-            self.skipped.append((key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame "
-                                      f"{index} {side}: {err}"))
+            self.skipped.append(
+                (key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame {index} {side}: {err}")
+            )
             return None
         return Frame(capture, seq_name, index, cameras, paths, mano, joints, valid, hand_type, self.images_dir)
 
@@ -272,51 +300,86 @@ class InterHandWriter:
         self.joints: dict[str, dict] = {}
         self.mano: dict[str, dict] = {}
 
-    def add_frame(self, capture: int, seq_name: str, frame: int, cameras: list[Camera],
-                  images: dict[str, np.ndarray] | None = None, mano: dict[str, dict | None] | None = None,
-                  joints: np.ndarray | None = None, joint_valid: np.ndarray | None = None,
-                  hand_type: str = "right") -> None:
+    def add_frame(
+        self,
+        capture: int,
+        seq_name: str,
+        frame: int,
+        cameras: list[Camera],
+        images: dict[str, np.ndarray] | None = None,
+        mano: dict[str, dict | None] | None = None,
+        joints: np.ndarray | None = None,
+        joint_valid: np.ndarray | None = None,
+        hand_type: str = "right",
+    ) -> None:
         """Add one frame. ``images``: camera name -> RGB uint8 (H, W, 3); ``mano``: side -> entry or None."""
         valid = np.ones(NUM_JOINTS) if joint_valid is None else np.asarray(joint_valid, dtype=float)
-        calibration = self.calibration.setdefault(str(capture), {k: {} for k in ("campos", "camrot", "focal",
-                                                                                   "princpt")})
+        calibration = self.calibration.setdefault(
+            str(capture), {k: {} for k in ("campos", "camrot", "focal", "princpt")}
+        )
         for camera in cameras:
             for name, value in camera.to_interhand().items():
                 calibration[name][camera.name] = value
             image_id = len(self.images)
             file_name = image_relpath(capture, seq_name, camera.name, frame)
-            self.images.append({"id": image_id, "file_name": file_name, "width": int(camera.width),
-                                "height": int(camera.height), "capture": int(capture), "subject": int(capture),
-                                "seq_name": seq_name, "camera": camera.name, "frame_idx": int(frame)})
-            self.annotations.append({"id": image_id, "image_id": image_id, "bbox": [0, 0, camera.width,
-                                                                                    camera.height],
-                                     "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(), "hand_type": hand_type,
-                                     "hand_type_valid": 1})
+            self.images.append(
+                {
+                    "id": image_id,
+                    "file_name": file_name,
+                    "width": int(camera.width),
+                    "height": int(camera.height),
+                    "capture": int(capture),
+                    "subject": int(capture),
+                    "seq_name": seq_name,
+                    "camera": camera.name,
+                    "frame_idx": int(frame),
+                }
+            )
+            self.annotations.append(
+                {
+                    "id": image_id,
+                    "image_id": image_id,
+                    "bbox": [0, 0, camera.width, camera.height],
+                    "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(),
+                    "hand_type": hand_type,
+                    "hand_type_valid": 1,
+                }
+            )
             if images is not None and camera.name in images:
                 self._write_image(self.root / "images" / self.split / file_name, images[camera.name], camera)
         if joints is not None:
             joints = np.asarray(joints, dtype=np.float64).reshape(NUM_JOINTS, 3)
             self.joints.setdefault(str(capture), {})[str(frame)] = {
-                "world_coord": joints.tolist(), "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(),
-                "hand_type": hand_type, "hand_type_valid": 1}
+                "world_coord": joints.tolist(),
+                "joint_valid": valid.reshape(NUM_JOINTS, 1).tolist(),
+                "hand_type": hand_type,
+                "hand_type_valid": 1,
+            }
         if mano is not None:
             self.mano.setdefault(str(capture), {})[str(frame)] = {side: mano.get(side) for side in SIDES}
 
     def _write_image(self, path: Path, image: np.ndarray, camera: Camera) -> None:
         image = np.asarray(image)
         if image.shape != (camera.height, camera.width, 3) or image.dtype != np.uint8:
-            raise ValueError(f"Image for camera {camera.name} must be uint8 ({camera.height}, {camera.width}, 3), "
-                             f"got {image.dtype} {image.shape}.")
+            raise ValueError(
+                f"Image for camera {camera.name} must be uint8 ({camera.height}, {camera.width}, 3), "
+                f"got {image.dtype} {image.shape}."
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]):
+        if not cv2.imwrite(
+            str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
+        ):
             raise OSError(f"Could not write {path}.")
 
     def close(self) -> None:
         directory = annotation_path(self.root, self.split, "data").parent
         directory.mkdir(parents=True, exist_ok=True)
-        contents = {"data": {"images": self.images, "annotations": self.annotations},
-                    "camera": self.calibration, "joint_3d": self.joints, "MANO_NeuralAnnot": self.mano}
+        contents = {
+            "data": {"images": self.images, "annotations": self.annotations},
+            "camera": self.calibration,
+            "joint_3d": self.joints,
+            "MANO_NeuralAnnot": self.mano,
+        }
         for kind, value in contents.items():
             with annotation_path(self.root, self.split, kind).open("w") as handle:
                 json.dump(value, handle)
@@ -325,6 +388,7 @@ class InterHandWriter:
 def write_mano_annotations(path: str | Path, entries: dict) -> None:
     """Write ``{capture: {frame: {"right"|"left": {pose, shape, trans} | None}}}`` as a
     ``MANO_NeuralAnnot``-shaped JSON (what refinement outputs), refusing NaN."""
+
     def check(value, where):
         if isinstance(value, dict):
             return {k: check(v, f"{where}/{k}") for k, v in value.items()}
@@ -335,8 +399,12 @@ def write_mano_annotations(path: str | Path, entries: dict) -> None:
             raise ValueError(f"NaN or infinite value at {where}; refusing to write {path}.")
         return array.tolist()
 
-    clean = {str(c): {str(f): {side: check(hands.get(side), f"{c}/{f}/{side}") for side in SIDES}
-                      for f, hands in frames.items()} for c, frames in entries.items()}
+    clean = {
+        str(c): {
+            str(f): {side: check(hands.get(side), f"{c}/{f}/{side}") for side in SIDES} for f, hands in frames.items()
+        }
+        for c, frames in entries.items()
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with Path(path).open("w") as handle:
         json.dump(clean, handle)
@@ -345,5 +413,3 @@ def write_mano_annotations(path: str | Path, entries: dict) -> None:
 def mano_entry(params: HandParams, index: int = 0) -> dict:
     """One hand of ``params`` as a MANO_NeuralAnnot entry (pose 48, shape 10, trans 3 m)."""
     return params.to_interhand()[index]
-
-

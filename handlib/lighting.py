@@ -14,6 +14,7 @@ The lat-long image that Mitsuba's ``envmap`` plugin reads maps texel (row, col) 
 an H x W image to the local direction (sin(phi) sin(theta), cos(theta),
 -cos(phi) sin(theta)) with theta = pi (row + 0.5) / H and phi = 2 pi (col + 0.5) / W.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,14 @@ def cosine_lobe(l: int) -> float:
         return 2 * math.pi / 3
     if l % 2:
         return 0.0
-    return (2 * math.pi * (-1) ** (l // 2 - 1) / ((l + 2) * (l - 1))
-            * math.factorial(l) / (2 ** l * math.factorial(l // 2) ** 2))
+    return (
+        2
+        * math.pi
+        * (-1) ** (l // 2 - 1)
+        / ((l + 2) * (l - 1))
+        * math.factorial(l)
+        / (2**l * math.factorial(l // 2) ** 2)
+    )
 
 
 def radiance(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -93,8 +100,11 @@ def radiance(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.Tens
 def irradiance(coefficients: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
     """Unshadowed irradiance (..., 3) on surfaces with unit ``normals`` (..., 3)."""
     bands = bands_of(coefficients)
-    lobe = torch.tensor([cosine_lobe(l) for l in range(bands) for _ in range(2 * l + 1)],
-                        dtype=coefficients.dtype, device=coefficients.device)
+    lobe = torch.tensor(
+        [cosine_lobe(l) for l in range(bands) for _ in range(2 * l + 1)],
+        dtype=coefficients.dtype,
+        device=coefficients.device,
+    )
     return sh_basis(normals, bands) @ (coefficients * lobe[:, None])
 
 
@@ -106,8 +116,9 @@ def latlong_directions(height: int, width: int, dtype=torch.float32) -> torch.Te
     return torch.stack([torch.sin(phi) * torch.sin(theta), torch.cos(theta), -torch.cos(phi) * torch.sin(theta)], -1)
 
 
-def latlong_image(coefficients: torch.Tensor, local_to_world: torch.Tensor, height: int = 32,
-                  width: int = 64) -> torch.Tensor:
+def latlong_image(
+    coefficients: torch.Tensor, local_to_world: torch.Tensor, height: int = 32, width: int = 64
+) -> torch.Tensor:
     """The environment as Mitsuba's lat-long image (H, W, 3), differentiable in the coefficients.
 
     ``local_to_world`` (3, 3) rotates the envmap's local directions into the frame

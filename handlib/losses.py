@@ -1,4 +1,5 @@
 """Error functions of SMVR (pure, torch): per-pixel photometric errors and the joint term."""
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,9 @@ def mae(observed: torch.Tensor, rendered: torch.Tensor) -> torch.Tensor:
     return (observed - rendered).abs()
 
 
-def occlusion_aware(observed: torch.Tensor, rendered: torch.Tensor, scale: float = OCCLUSION_SCALE,
-                    sigma: float = OCCLUSION_SIGMA) -> torch.Tensor:
+def occlusion_aware(
+    observed: torch.Tensor, rendered: torch.Tensor, scale: float = OCCLUSION_SCALE, sigma: float = OCCLUSION_SIGMA
+) -> torch.Tensor:
     """SMVR eq. 4, per element: s (o - r)^2 exp(-(o - r)^2 / sigma). It grows like a squared
     error for small differences, peaks at ``|o - r| = sqrt(sigma)``, then falls: large differences
     are taken for a different object in front of the hand and stop pulling."""

@@ -6,6 +6,7 @@ They are read here without chumpy, through an unpickler that admits array data
 only: any other global in the file (``os.system``, ``builtins.eval``, ...) makes
 loading fail, so a model file can never run code.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -163,8 +164,10 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             if info.file_size > 8 * MAX_ARRAY_ELEMENTS + 4096:  # float64 data and the .npy header
-                raise ValueError(f"{path}: member {info.filename} expands to {info.file_size} bytes, more than "
-                                 f"an array of {MAX_ARRAY_ELEMENTS} elements.")
+                raise ValueError(
+                    f"{path}: member {info.filename} expands to {info.file_size} bytes, more than "
+                    f"an array of {MAX_ARRAY_ELEMENTS} elements."
+                )
     with np.load(path, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}
 

@@ -1,4 +1,5 @@
 """Error metrics of SMVR (section 4.1) and DMVR (4.1.1), one implementation for tests, notebooks and the CLI."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,12 @@ def joint_error(joints: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor |
     return float(distance.mean()) if distance.numel() else float("nan")
 
 
-def backprojection_error(observed: Sequence[torch.Tensor], rendered: Sequence[torch.Tensor],
-                         alphas: Sequence[torch.Tensor], coverage: float = 0.5) -> float:
+def backprojection_error(
+    observed: Sequence[torch.Tensor],
+    rendered: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor],
+    coverage: float = 0.5,
+) -> float:
     """Mean absolute difference in intensity levels (0-255, averaged over RGB) between observed
     and rendered images (each (H, W, 3) in [0, 1]) over hand pixels: those the rendered hand
     covers at least ``coverage``."""
@@ -33,8 +38,9 @@ def backprojection_error(observed: Sequence[torch.Tensor], rendered: Sequence[to
     return total / count if count else float("nan")
 
 
-def robust_psnr(reference: torch.Tensor, estimate: torch.Tensor, mask: torch.Tensor | None = None,
-                peak: float = 1.0) -> float:
+def robust_psnr(
+    reference: torch.Tensor, estimate: torch.Tensor, mask: torch.Tensor | None = None, peak: float = 1.0
+) -> float:
     """DMVR eq. 5: the PSNR (dB) of ``estimate`` against ``reference`` (both (..., 3)) after the
     least-squares 3x4 linear colour transform of the estimate onto the reference, over the
     ``mask`` (..., ) elements (all by default). Invariant to global tone and intensity."""
@@ -48,4 +54,4 @@ def robust_psnr(reference: torch.Tensor, estimate: torch.Tensor, mask: torch.Ten
     design = torch.cat([est, torch.ones(len(est), 1, dtype=est.dtype)], 1)
     transform = torch.linalg.lstsq(design, ref).solution  # (4, 3)
     mse = float(((design @ transform - ref) ** 2).mean())
-    return float("inf") if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
+    return float("inf") if mse == 0 else 10.0 * math.log10(peak**2 / mse)

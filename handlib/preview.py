@@ -4,6 +4,7 @@ Not the differentiable renderer used for fitting: this only answers "what does
 this mesh look like", with a skin-coloured diffuse hand under a sky light and a
 key light, seen from a look-at camera.
 """
+
 from __future__ import annotations
 
 import mitsuba as mi
@@ -33,8 +34,12 @@ def look_at_view(vertices: np.ndarray, direction: np.ndarray, up: np.ndarray, di
     centre = (vertices.max(0) + vertices.min(0)) / 2
     radius = float(np.linalg.norm(vertices - centre, axis=1).max())
     direction = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
-    return {"origin": centre + direction * radius * distance, "target": centre, "up": np.asarray(up, float),
-            "fov": float(np.degrees(2 * np.arctan(1.1 / distance)))}
+    return {
+        "origin": centre + direction * radius * distance,
+        "target": centre,
+        "up": np.asarray(up, float),
+        "fov": float(np.degrees(2 * np.arctan(1.1 / distance))),
+    }
 
 
 def render_preview(
@@ -50,24 +55,34 @@ def render_preview(
     """sRGB uint8 image (H, W, 3) of the mesh (any unit) on a white background."""
     view_dir = np.asarray(target, float) - np.asarray(origin, float)
     light_dir = view_dir + np.asarray(up, float) * 0.8 * np.linalg.norm(view_dir)  # from above the camera
-    scene = mi.load_dict({
-        "type": "scene",
-        "integrator": {"type": "path", "max_depth": 3, "hide_emitters": True},
-        "sensor": {
-            "type": "perspective",
-            "fov": fov,
-            "to_world": mi.ScalarTransform4f().look_at(
-                origin=[float(x) for x in origin], target=[float(x) for x in target], up=[float(x) for x in up]
-            ),
-            "film": {"type": "hdrfilm", "width": size[0], "height": size[1], "pixel_format": "rgba",
-                     "rfilter": {"type": "gaussian"}},
-            "sampler": {"type": "independent", "sample_count": spp},
-        },
-        "sky": {"type": "constant", "radiance": {"type": "rgb", "value": 0.45}},
-        "key": {"type": "directional", "direction": [float(x) for x in light_dir],
-                "irradiance": {"type": "rgb", "value": 2.2}},
-        "hand": _mesh(vertices, faces),
-    })
+    scene = mi.load_dict(
+        {
+            "type": "scene",
+            "integrator": {"type": "path", "max_depth": 3, "hide_emitters": True},
+            "sensor": {
+                "type": "perspective",
+                "fov": fov,
+                "to_world": mi.ScalarTransform4f().look_at(
+                    origin=[float(x) for x in origin], target=[float(x) for x in target], up=[float(x) for x in up]
+                ),
+                "film": {
+                    "type": "hdrfilm",
+                    "width": size[0],
+                    "height": size[1],
+                    "pixel_format": "rgba",
+                    "rfilter": {"type": "gaussian"},
+                },
+                "sampler": {"type": "independent", "sample_count": spp},
+            },
+            "sky": {"type": "constant", "radiance": {"type": "rgb", "value": 0.45}},
+            "key": {
+                "type": "directional",
+                "direction": [float(x) for x in light_dir],
+                "irradiance": {"type": "rgb", "value": 2.2},
+            },
+            "hand": _mesh(vertices, faces),
+        }
+    )
     rgba = np.asarray(mi.render(scene, spp=spp))  # premultiplied: emitters hidden
     rgb = rgba[..., :3] + (1.0 - rgba[..., 3:4])  # over white
     return to_srgb8(rgb)
@@ -82,8 +97,14 @@ HAND_VIEWS = {
 }
 
 
-def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_VIEWS,
-                  tile: int = 240, spp: int = 32, shared_framing: bool = False) -> np.ndarray:
+def contact_sheet(
+    meshes: dict[str, np.ndarray],
+    faces: np.ndarray,
+    views=HAND_VIEWS,
+    tile: int = 240,
+    spp: int = 32,
+    shared_framing: bool = False,
+) -> np.ndarray:
     """One row per named mesh (V, 3), one column per view, labelled; uint8 RGB.
 
     With ``shared_framing`` every mesh is seen by the same cameras (framed on all
@@ -99,8 +120,7 @@ def contact_sheet(meshes: dict[str, np.ndarray], faces: np.ndarray, views=HAND_V
         for view, (direction, up) in views.items():
             camera = look_at_view(framed, np.asarray(direction), np.asarray(up))
             image = render_preview(vertices, faces, **camera, size=(tile, tile), spp=spp)
-            cv2.putText(image, f"{name} / {view}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                        cv2.LINE_AA)
+            cv2.putText(image, f"{name} / {view}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
             row.append(image)
         rows.append(np.concatenate(row, axis=1))
     return np.concatenate(rows, axis=0)
@@ -116,8 +136,15 @@ def mesh_box(camera, meshes: list[np.ndarray], margin: int = 0) -> tuple[int, in
     return x0, y0, x1, y1
 
 
-def outline_overlay(image: np.ndarray, camera, meshes: list[tuple[np.ndarray, tuple[int, int, int]]], faces: np.ndarray,
-                    upscale: int = 4, thickness: int = 1, crop_margin: int | None = None) -> np.ndarray:
+def outline_overlay(
+    image: np.ndarray,
+    camera,
+    meshes: list[tuple[np.ndarray, tuple[int, int, int]]],
+    faces: np.ndarray,
+    upscale: int = 4,
+    thickness: int = 1,
+    crop_margin: int | None = None,
+) -> np.ndarray:
     """``image`` (H, W, 3) uint8 RGB, enlarged ``upscale`` times, with the silhouette outline of
     each mesh ((V, 3) mm world vertices, RGB colour) as ``camera`` sees it drawn over it. With
     ``crop_margin`` (pixels) the result is cropped to the meshes' extent plus that margin."""

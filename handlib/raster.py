@@ -12,6 +12,7 @@ scene geometry as the ray tracer, so both generators see identical geometry);
 everything differentiable is torch. ``radiance`` mode shades with the unshadowed
 SH irradiance of the interpolated normal, as rasterisers do (no shadows).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,12 +73,19 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup (N, 3) of ``texture`` (H, W, 3) at ``uv`` (N, 2); texel centres at (i + 0.5) / size."""
     grid = (uv * 2.0 - 1.0).reshape(1, 1, -1, 2)
     image = texture.permute(2, 0, 1)[None]
-    return torch.nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="border",
-                                           align_corners=False)[0, :, 0].T
+    return torch.nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)[
+        0, :, 0
+    ].T
 
 
-def rasterize(renderer: "Renderer", vertices: torch.Tensor, texture: torch.Tensor, light: torch.Tensor | None,
-              backgrounds: Sequence[torch.Tensor], seed: int) -> "Rendered":
+def rasterize(
+    renderer: "Renderer",
+    vertices: torch.Tensor,
+    texture: torch.Tensor,
+    light: torch.Tensor | None,
+    backgrounds: Sequence[torch.Tensor],
+    seed: int,
+) -> "Rendered":
     from handlib.render import Rendered, hand_window
 
     surface, settings = renderer.surface, renderer.settings
@@ -105,17 +113,18 @@ def rasterize(renderer: "Renderer", vertices: torch.Tensor, texture: torch.Tenso
             hit_faces = face[valid]
             corner_ids = faces[hit_faces]  # (N, 3)
             projected, depth = camera.project(vertices)
-            weights = perspective_barycentrics(pixels[valid].to(projected.dtype), projected[corner_ids],
-                                               depth[corner_ids])
+            weights = perspective_barycentrics(
+                pixels[valid].to(projected.dtype), projected[corner_ids], depth[corner_ids]
+            )
             hit_uv = (weights[..., None] * corner_uv[hit_faces].to(weights.dtype)).sum(1)
             colour = sample_texture(texture, hit_uv.to(torch.float32))
             if settings.mode == "radiance":
                 colour = colour * (weights[..., None] * shade[corner_ids]).sum(1).to(colour.dtype)
-            crop_bg = image[y0:y0 + height, x0:x0 + width].reshape(-1, 1, 3).expand(-1, spp, 3).reshape(-1, 3)
+            crop_bg = image[y0 : y0 + height, x0 : x0 + width].reshape(-1, 1, 3).expand(-1, spp, 3).reshape(-1, 3)
             samples = crop_bg.index_put((valid.nonzero()[:, 0],), colour)
             image = image.clone()
-            image[y0:y0 + height, x0:x0 + width] = samples.reshape(height, width, spp, 3).mean(2)
-            alpha[y0:y0 + height, x0:x0 + width] = valid.reshape(height, width, spp).to(torch.float32).mean(2)
+            image[y0 : y0 + height, x0 : x0 + width] = samples.reshape(height, width, spp, 3).mean(2)
+            alpha[y0 : y0 + height, x0 : x0 + width] = valid.reshape(height, width, spp).to(torch.float32).mean(2)
         images.append(image)
         alphas.append(alpha)
     return Rendered(tuple(images), tuple(alphas))

@@ -6,6 +6,7 @@ input (:class:`InputError` says what is wrong with it), refine with SMVR (one fr
 finite or ends with a higher backprojection error than it started keeps its input annotation
 and is flagged, so refining never makes a dataset worse through a numerical failure.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,9 @@ def frame_numbers(spec: str, available: list[int]) -> list[int]:
     return sorted(chosen & set(available))
 
 
-def load_frames(reader: InterHandReader, unit: Unit, cameras: tuple[str, ...] | None = None
-                ) -> tuple[list[Frame], list[str]]:
+def load_frames(
+    reader: InterHandReader, unit: Unit, cameras: tuple[str, ...] | None = None
+) -> tuple[list[Frame], list[str]]:
     """The unit's frames and the cameras to use; :class:`InputError` for anything unusable."""
     frames = []
     for number in unit.frames:
@@ -151,8 +153,9 @@ def guard(before: float, after: float, diverged: bool, finite: bool) -> str:
     return ""
 
 
-def refine_unit(reader: InterHandReader, unit: Unit, options: Options = Options(),
-                progress: bool = False) -> UnitResult:
+def refine_unit(
+    reader: InterHandReader, unit: Unit, options: Options = Options(), progress: bool = False
+) -> UnitResult:
     """Refine ``unit`` read through ``reader``; bad input raises :class:`InputError`."""
     from handlib.hand import HandModel
     from handlib.texture import to_srgb8
@@ -172,10 +175,11 @@ def refine_unit(reader: InterHandReader, unit: Unit, options: Options = Options(
         offset = 0 if unit.hand == "right" else 21
         joints = valid = None
         if frame.joints is not None:
-            joints = torch.tensor(frame.joints[offset:offset + 21])
-            valid = torch.tensor(frame.joint_valid[offset:offset + 21])
-        settings = SMVRSettings(loss=options.loss, schedule=scaled(SMVR_SCHEDULE, options.schedule_scale),
-                                spp=options.spp)
+            joints = torch.tensor(frame.joints[offset : offset + 21])
+            valid = torch.tensor(frame.joint_valid[offset : offset + 21])
+        settings = SMVRSettings(
+            loss=options.loss, schedule=scaled(SMVR_SCHEDULE, options.schedule_scale), spp=options.spp
+        )
         result = refine_frame(model, cameras, images[0], initial[0], joints, valid, settings, progress=progress)
         refined = [result.params]
         # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
@@ -186,8 +190,9 @@ def refine_unit(reader: InterHandReader, unit: Unit, options: Options = Options(
         from handlib.dmvr import DMVRSettings, refine_sequence
 
         settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, options.schedule_scale), spp=options.spp)
-        result = refine_sequence(model, cameras, images, initial, [f.frame for f in frames], settings,
-                                 progress=progress)
+        result = refine_sequence(
+            model, cameras, images, initial, [f.frame for f in frames], settings, progress=progress
+        )
         refined = result.params
         texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
         environment = result.light.tolist()
@@ -197,12 +202,29 @@ def refine_unit(reader: InterHandReader, unit: Unit, options: Options = Options(
     for frame, start, params, b, a in zip(frames, initial, refined, before, after):
         flag = guard(b, a, result.diverged, _finite(params))
         entries[frame.frame] = mano_entry(start if flag else params)
-        per_frame.append({"frame": frame.frame, "backprojection_before": float(b), "backprojection_after": float(a),
-                          "diverged": bool(result.diverged), "kept_input": bool(flag), "flag": flag})
-    summary = {"capture": unit.capture, "seq": unit.seq, "hand": unit.hand, "frames": list(unit.frames),
-               "cameras": names, "method": options.method, "diverged": result.diverged,
-               "best_iteration": result.best_iteration, "seconds": result.seconds, "first": result.history[0],
-               "best": best_entry(result.history, result.best_iteration)}
+        per_frame.append(
+            {
+                "frame": frame.frame,
+                "backprojection_before": float(b),
+                "backprojection_after": float(a),
+                "diverged": bool(result.diverged),
+                "kept_input": bool(flag),
+                "flag": flag,
+            }
+        )
+    summary = {
+        "capture": unit.capture,
+        "seq": unit.seq,
+        "hand": unit.hand,
+        "frames": list(unit.frames),
+        "cameras": names,
+        "method": options.method,
+        "diverged": result.diverged,
+        "best_iteration": result.best_iteration,
+        "seconds": result.seconds,
+        "first": result.history[0],
+        "best": best_entry(result.history, result.best_iteration),
+    }
     return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, result.history)
 
 
@@ -233,9 +255,13 @@ def write_unit_files(folder: str | Path, result: UnitResult) -> list[str]:
     atomic_write(folder / result.texture_name, png.tobytes())
     written = [result.texture_name]
     if result.environment is not None:
-        atomic_write(folder / "environment.json", json.dumps({"sh_coefficients": result.environment,
-                                                              "convention": "real SH, bands^2 x RGB, world frame"}))
+        atomic_write(
+            folder / "environment.json",
+            json.dumps({"sh_coefficients": result.environment, "convention": "real SH, bands^2 x RGB, world frame"}),
+        )
         written.append("environment.json")
-    atomic_write(folder / "metrics.json", json.dumps({**result.summary, "frames_metrics": result.frames,
-                                                        "history": result.history}, indent=1))
+    atomic_write(
+        folder / "metrics.json",
+        json.dumps({**result.summary, "frames_metrics": result.frames, "history": result.history}, indent=1),
+    )
     return written + ["metrics.json"]

@@ -31,6 +31,7 @@ Background: the hand is rendered over black and composited as
 render (the hand as a white emitter), so gradients at silhouettes against the
 background are right for any background colour or image.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,9 +93,11 @@ def sensor_intrinsics(camera: Camera, window: tuple[int, int, int, int] | None =
     whose principal point is moved by the window's offset."""
     x0, y0, width, height = window if window is not None else (0, 0, int(camera.width), int(camera.height))
     (fx, _), (cx, cy) = camera.focal, camera.princpt
-    return {"x_fov": math.degrees(2.0 * math.atan(width / (2.0 * fx))),
-            "principal_point_offset_x": (width / 2.0 - (cx - x0)) / width,
-            "principal_point_offset_y": (height / 2.0 - (cy - y0)) / height}
+    return {
+        "x_fov": math.degrees(2.0 * math.atan(width / (2.0 * fx))),
+        "principal_point_offset_x": (width / 2.0 - (cx - x0)) / width,
+        "principal_point_offset_y": (height / 2.0 - (cy - y0)) / height,
+    }
 
 
 def sensor_dict(camera: Camera, spp: int) -> dict:
@@ -112,8 +115,14 @@ def sensor_dict(camera: Camera, spp: int) -> dict:
         "to_world": mi.ScalarTransform4f().look_at(origin=[0, 0, 0], target=[0, 0, 1], up=[0, -1, 0]),
         # Box filter: a pixel is the integral of its square. sample_border lets hands that
         # cross the image border (common in InterHand2.6M's crops) get edge gradients there.
-        "film": {"type": "hdrfilm", "width": width, "height": height, "pixel_format": "rgb",
-                 "rfilter": {"type": "box"}, "sample_border": True},
+        "film": {
+            "type": "hdrfilm",
+            "width": width,
+            "height": height,
+            "pixel_format": "rgb",
+            "rfilter": {"type": "box"},
+            "sample_border": True,
+        },
         "sampler": {"type": "independent", "sample_count": int(spp)},
     }
 
@@ -124,8 +133,9 @@ def hand_mesh(surface: HandSurface, props: dict, with_normals: bool) -> mi.Mesh:
     properties = mi.Properties()
     for key, value in props.items():
         properties[key] = value if isinstance(value, mi.Object) else mi.load_dict(value)
-    mesh = mi.Mesh("hand", surface.num_vertices, int(surface.faces.shape[0]), props=properties,
-                   has_vertex_normals=with_normals)
+    mesh = mi.Mesh(
+        "hand", surface.num_vertices, int(surface.faces.shape[0]), props=properties, has_vertex_normals=with_normals
+    )
     params = mi.traverse(mesh)
     params["faces"] = mi.UInt32(surface.faces.numpy().astype(np.uint32).ravel())
     params.update()
@@ -153,8 +163,14 @@ def _integrator(settings: RenderSettings, mode: Mode) -> dict:
       rendered; only their boundaries' motion is not differentiated.
     - Guiding off: ~10x faster on the CPU, same gradient direction (../shared/DESIGN.md).
     """
-    return {"type": "direct_projective", "guiding": "none", "sppc": int(settings.spp),
-            "sppp": int(settings.silhouette_spp), "sppi": 0, "hide_emitters": mode == "radiance"}
+    return {
+        "type": "direct_projective",
+        "guiding": "none",
+        "sppc": int(settings.spp),
+        "sppp": int(settings.silhouette_spp),
+        "sppi": 0,
+        "hide_emitters": mode == "radiance",
+    }
 
 
 def _to_drjit(key: str, value: torch.Tensor, grad: bool):
@@ -226,7 +242,7 @@ class _Launch(torch.autograd.Function):
             _set_window(scene, sensor, window, camera)
             params.update()
             crop = mi.render(scene, params, sensor=sensor, seed=seed)  # spp: the integrator's
-        image[y0:y0 + height, x0:x0 + width] = crop.torch().to(image.device)
+        image[y0 : y0 + height, x0 : x0 + width] = crop.torch().to(image.device)
         return image
 
     @staticmethod
@@ -242,11 +258,11 @@ class _Launch(torch.autograd.Function):
             params[key] = value
         _set_window(scene, sensor, window, camera)
         params.update()
-        grad_crop = grad_image[y0:y0 + height, x0:x0 + width].to(torch.float32).contiguous()
-        scene.integrator().render_backward(scene, params, mi.TensorXf(grad_crop), sensor=sensor,
-                                           seed=seed + 1_000_003)
-        grads = [dr.grad(x).torch().reshape(v.shape).to(v) if need else None
-                 for x, v, need in zip(inputs, values, wanted)]
+        grad_crop = grad_image[y0 : y0 + height, x0 : x0 + width].to(torch.float32).contiguous()
+        scene.integrator().render_backward(scene, params, mi.TensorXf(grad_crop), sensor=sensor, seed=seed + 1_000_003)
+        grads = [
+            dr.grad(x).torch().reshape(v.shape).to(v) if need else None for x, v, need in zip(inputs, values, wanted)
+        ]
         return (None,) * 7 + tuple(grads)
 
 
@@ -263,13 +279,16 @@ def as_background(background, camera: Camera) -> torch.Tensor:
     """A camera's background as (H, W, 3) or (1, 1, 3): None (black), an RGB colour, or an image."""
     if background is None:
         return torch.zeros(1, 1, 3)
-    value = torch.as_tensor(np.asarray(background) if not isinstance(background, torch.Tensor) else background,
-                            dtype=torch.float32)
+    value = torch.as_tensor(
+        np.asarray(background) if not isinstance(background, torch.Tensor) else background, dtype=torch.float32
+    )
     if value.shape == (3,):
         value = value.reshape(1, 1, 3)
     elif value.shape != (camera.height, camera.width, 3):
-        raise ValueError(f"Background for camera {camera.name!r} must be an RGB colour (3,) or an image "
-                         f"({camera.height}, {camera.width}, 3); got {tuple(value.shape)}.")
+        raise ValueError(
+            f"Background for camera {camera.name!r} must be an RGB colour (3,) or an image "
+            f"({camera.height}, {camera.width}, 3); got {tuple(value.shape)}."
+        )
     if not torch.isfinite(value).all():
         raise ValueError(f"Background for camera {camera.name!r} contains NaN or infinite values.")
     return value
@@ -302,8 +321,9 @@ class Renderer:
             self._hand_params = mi.traverse(self._hand)
         # The coverage (alpha) pass, also the geometry the raster baseline casts its rays at.
         coverage = {"bsdf": black, "emitter": {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}}
-        self._coverage = _scene(self.cameras, spp, hand_mesh(surface, coverage, False),
-                                _integrator(settings, "reflectance"))
+        self._coverage = _scene(
+            self.cameras, spp, hand_mesh(surface, coverage, False), _integrator(settings, "reflectance")
+        )
         self._coverage_params = mi.traverse(self._coverage)
 
     # ------------------------------------------------------------------ checks
@@ -324,12 +344,20 @@ class Renderer:
         for camera in self.cameras:
             depth = camera.world_to_camera(vertices.detach().double())[:, 2]
             if (depth <= 1.0).any():
-                raise ValueError(f"Some vertices are behind or at camera {camera.name!r}; check units (mm) "
-                                 "and the hand's translation.")
+                raise ValueError(
+                    f"Some vertices are behind or at camera {camera.name!r}; check units (mm) "
+                    "and the hand's translation."
+                )
 
     # ------------------------------------------------------------------ render
-    def render(self, vertices: torch.Tensor, texture: torch.Tensor, light: torch.Tensor | None = None,
-               backgrounds: Sequence | None = None, seed: int | None = None) -> Rendered:
+    def render(
+        self,
+        vertices: torch.Tensor,
+        texture: torch.Tensor,
+        light: torch.Tensor | None = None,
+        backgrounds: Sequence | None = None,
+        seed: int | None = None,
+    ) -> Rendered:
         """Render ``vertices`` (V, 3) mm with ``texture`` (H, W, 3) and ``light`` (bands**2, 3).
 
         ``backgrounds``: one per camera (None, an RGB colour, or an (H, W, 3) image),
@@ -356,8 +384,15 @@ class Renderer:
             launch_seed = seed * len(self.cameras) + index
             positions = film_space(camera, vertices.to(torch.float32)).contiguous()
             window = hand_window(camera, positions)
-            alpha = _launch(self._coverage, self._coverage_params, index, launch_seed, window, camera,
-                            {"hand.vertex_positions": positions})[..., 0]
+            alpha = _launch(
+                self._coverage,
+                self._coverage_params,
+                index,
+                launch_seed,
+                window,
+                camera,
+                {"hand.vertex_positions": positions},
+            )[..., 0]
             updates = {"hand.vertex_positions": positions}
             if self.settings.mode == "reflectance":
                 updates["hand.emitter.radiance.data"] = texture.to(torch.float32).contiguous()

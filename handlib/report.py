@@ -5,6 +5,7 @@ redrawn from them without re-running an experiment. Figures are plotly: :func:`s
 displays one interactively (in Jupyter, and in the book, whose pages load the plotly.js
 bundled with the book rather than a CDN) and saves a PNG of it in ``figures/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,14 @@ class Ranking:
         return "no, but within noise" if all(gaps[k] > -noise[k] for k in behind) else "no"
 
 
-def rank_configurations(table: pd.DataFrame, reference: str, value: str = "eps_v_after",
-                        configuration: str = "features", video: str = "case", run: str = "seed") -> Ranking:
+def rank_configurations(
+    table: pd.DataFrame,
+    reference: str,
+    value: str = "eps_v_after",
+    configuration: str = "features",
+    video: str = "case",
+    run: str = "seed",
+) -> Ranking:
     """Rank the configurations of a tidy ablation table (one row per run: ``configuration``,
     ``video``, ``run`` (the seed; optional when each configuration runs once per video) and
     ``value``) and pair each with the ``reference`` on the same video and run."""
@@ -97,8 +104,9 @@ def rank_configurations(table: pd.DataFrame, reference: str, value: str = "eps_v
     if wide.isna().any().any():
         raise ValueError(f"Every configuration needs a run for each ({video}, {run}) that the others have.")
     means = table.groupby(configuration, sort=False)[value].mean()
-    return Ranking({k: float(v) for k, v in means.items()}, reference,
-                   wide.drop(columns=reference).sub(wide[reference], axis=0))
+    return Ranking(
+        {k: float(v) for k, v in means.items()}, reference, wide.drop(columns=reference).sub(wide[reference], axis=0)
+    )
 
 
 def save_image(name: str, image, folder: Path = FIGURES) -> Path:
@@ -127,9 +135,15 @@ def show(figure, name: str | None = None, width: int = 900, height: int = 420, f
         try:
             figure.write_image(str(Path(folder) / f"{name}.png"), width=width, height=height, scale=2)
         except Exception as err:  # kaleido needs a Chromium; say how to get one
-            raise RuntimeError(f"Saving {name}.png needs kaleido and Chromium (apt install chromium; "
-                               f"`make book` installs both): {err}") from err
+            raise RuntimeError(
+                f"Saving {name}.png needs kaleido and Chromium (apt install chromium; `make book` installs both): {err}"
+            ) from err
     figure.update_layout(width=None, autosize=True)
-    html = figure.to_html(full_html=False, include_plotlyjs=False, default_width="100%",
-                          default_height=f"{height}px", config={"displaylogo": False})
+    html = figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        default_width="100%",
+        default_height=f"{height}px",
+        config={"displaylogo": False},
+    )
     display({"application/vnd.plotly.v1+json": json.loads(figure.to_json()), "text/html": html}, raw=True)

@@ -1,4 +1,5 @@
 """Optimisation schedules as data: stages that say what is optimised, for how long."""
+
 from __future__ import annotations
 
 import math
@@ -23,9 +24,12 @@ def total_iterations(stages: tuple[Stage, ...]) -> int:
 #: SMVR section 3.3: warm-up on the colour map, then blocks of 20 iterations on the colour map
 #: and 80 on the geometry, the last 30 split 20 / 10; 230 in all.
 SMVR_SCHEDULE = (
-    Stage(("colour",), 20), Stage(("geometry",), 80),
-    Stage(("colour",), 20), Stage(("geometry",), 80),
-    Stage(("colour",), 20), Stage(("geometry",), 10),
+    Stage(("colour",), 20),
+    Stage(("geometry",), 80),
+    Stage(("colour",), 20),
+    Stage(("geometry",), 80),
+    Stage(("colour",), 20),
+    Stage(("geometry",), 10),
 )
 
 

@@ -1,4 +1,5 @@
 """Joint names and orders: MANO's 16-joint tree and InterHand2.6M's 21 joints."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +7,21 @@ import numpy as np
 #: MANO joint order (index into pose / J_regressor rows).
 MANO_JOINTS = (
     "wrist",
-    "index1", "index2", "index3",
-    "middle1", "middle2", "middle3",
-    "pinky1", "pinky2", "pinky3",
-    "ring1", "ring2", "ring3",
-    "thumb1", "thumb2", "thumb3",
+    "index1",
+    "index2",
+    "index3",
+    "middle1",
+    "middle2",
+    "middle3",
+    "pinky1",
+    "pinky2",
+    "pinky3",
+    "ring1",
+    "ring2",
+    "ring3",
+    "thumb1",
+    "thumb2",
+    "thumb3",
 )
 #: Parent of each MANO joint (-1 for the root).
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
@@ -28,9 +39,7 @@ TIP_ORDER = ("thumb", "index", "middle", "ring", "pinky")
 MANO_TIP_VERTEX_IDS = (744, 320, 443, 554, 671)
 
 #: InterHand2.6M's per-hand joint order: per finger tip -> base, thumb first; wrist last.
-INTERHAND_JOINTS = tuple(
-    f"{finger}{k}" for finger in TIP_ORDER for k in (4, 3, 2, 1)
-) + ("wrist",)
+INTERHAND_JOINTS = tuple(f"{finger}{k}" for finger in TIP_ORDER for k in (4, 3, 2, 1)) + ("wrist",)
 
 
 def interhand_from_mano_tips() -> np.ndarray:

@@ -22,6 +22,7 @@ small Adam steps from dh = 0, the joint term ties the hand to the annotated join
 state whose loss is not finite or exceeds ``divergence_factor`` times the first one stops
 the run, which then returns the best state seen.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,10 +107,17 @@ def apply_colour_transform(image: torch.Tensor, transform: torch.Tensor) -> torc
     return image @ transform[:, :3].T + transform[:, 3]
 
 
-def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[np.ndarray], initial: HandParams,
-                 target_joints: torch.Tensor | None = None, joint_valid: torch.Tensor | None = None,
-                 settings: SMVRSettings = SMVRSettings(), truth: HandParams | None = None,
-                 progress: bool = False) -> SMVRResult:
+def refine_frame(
+    model: HandModel,
+    cameras: Sequence[Camera],
+    images: Sequence[np.ndarray],
+    initial: HandParams,
+    target_joints: torch.Tensor | None = None,
+    joint_valid: torch.Tensor | None = None,
+    settings: SMVRSettings = SMVRSettings(),
+    truth: HandParams | None = None,
+    progress: bool = False,
+) -> SMVRResult:
     """Refine ``initial`` (batch 1) against ``images`` (uint8 or float (H, W, 3) per camera).
 
     ``target_joints`` (21, 3) mm in InterHand2.6M order (the joint term is dropped without
@@ -118,15 +126,23 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
     surface = HandSurface.of(model)
-    observed = [torch.as_tensor(np.asarray(image, dtype=np.float32) / (255.0 if np.asarray(image).dtype == np.uint8
-                                                                        else 1.0)) for image in images]
+    observed = [
+        torch.as_tensor(np.asarray(image, dtype=np.float32) / (255.0 if np.asarray(image).dtype == np.uint8 else 1.0))
+        for image in images
+    ]
     for camera, image in zip(cameras, observed):
         if tuple(image.shape) != (camera.height, camera.width, 3):
-            raise ValueError(f"Image of camera {camera.name} has shape {tuple(image.shape)}, expected "
-                             f"({camera.height}, {camera.width}, 3).")
-    renderer = Renderer(cameras, surface, RenderSettings(generator=settings.generator, spp=settings.spp,
-                                                         silhouette_spp=settings.silhouette_spp,
-                                                         seed=settings.seed))
+            raise ValueError(
+                f"Image of camera {camera.name} has shape {tuple(image.shape)}, expected "
+                f"({camera.height}, {camera.width}, 3)."
+            )
+    renderer = Renderer(
+        cameras,
+        surface,
+        RenderSettings(
+            generator=settings.generator, spp=settings.spp, silhouette_spp=settings.silhouette_spp, seed=settings.seed
+        ),
+    )
     with torch.no_grad():
         initial_out = model(initial)
         first = renderer.render(initial_out.vertices[0], torch.full((4, 4, 3), 0.5))
@@ -138,13 +154,18 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
     colour = texture0.clone().requires_grad_(True)
     transforms = torch.cat([torch.eye(3), torch.zeros(3, 1)], 1).repeat(len(cameras), 1, 1)
     transforms.requires_grad_(settings.colour_transforms)
-    lr = {"global_orient": settings.lr_global_orient, "hand_pose": settings.lr_hand_pose,
-          "betas": settings.lr_betas, "transl": settings.lr_transl}
+    lr = {
+        "global_orient": settings.lr_global_orient,
+        "hand_pose": settings.lr_hand_pose,
+        "betas": settings.lr_betas,
+        "transl": settings.lr_transl,
+    }
     optimisers = {
         "geometry": torch.optim.Adam([{"params": [delta[n]], "lr": lr[n]} for n in GEOMETRY]),
-        "colour": torch.optim.Adam([{"params": [colour], "lr": settings.lr_colour}]
-                                   + ([{"params": [transforms], "lr": settings.lr_colour_transform}]
-                                      if settings.colour_transforms else [])),
+        "colour": torch.optim.Adam(
+            [{"params": [colour], "lr": settings.lr_colour}]
+            + ([{"params": [transforms], "lr": settings.lr_colour_transform}] if settings.colour_transforms else [])
+        ),
     }
     photometric = losses.PHOTOMETRIC[settings.loss]
     if target_joints is not None:
@@ -176,11 +197,17 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
                 e2 = losses.smooth_l1(target_joints[valid], output.joints21[0][valid]).mean()
             energy = e1 + settings.joint_weight * e2
             value = float(energy.detach())
-            record = {"iteration": iteration, "stage": "+".join(stage.optimise), "E": value, "E1": float(e1.detach()),
-                      "E2": float(e2.detach())}
+            record = {
+                "iteration": iteration,
+                "stage": "+".join(stage.optimise),
+                "E": value,
+                "E1": float(e1.detach()),
+                "E2": float(e2.detach()),
+            }
             with torch.no_grad():
                 record["backprojection"] = metrics.backprojection_error(
-                    observed, [i.detach().clamp(0, 1) for i in images_out], rendered.alphas)
+                    observed, [i.detach().clamp(0, 1) for i in images_out], rendered.alphas
+                )
                 if truth_out is not None:
                     record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices[0])
                     record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21[0])
@@ -191,8 +218,15 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
                 diverged = True
                 break
             if value < best[0]:
-                best = (value, iteration, ({n: d.detach().clone() for n, d in delta.items()},
-                                           colour.detach().clone(), transforms.detach().clone()))
+                best = (
+                    value,
+                    iteration,
+                    (
+                        {n: d.detach().clone() for n, d in delta.items()},
+                        colour.detach().clone(),
+                        transforms.detach().clone(),
+                    ),
+                )
             for optimiser in active:
                 optimiser.zero_grad()
             energy.backward()
@@ -204,13 +238,15 @@ def refine_frame(model: HandModel, cameras: Sequence[Camera], images: Sequence[n
             break
         if settings.rebake_colour and "geometry" in stage.optimise:
             with torch.no_grad():
-                baked, _ = backproject_texture(surface, model(current()).vertices[0], cameras, observed_arrays,
-                                               settings.texture_size)
+                baked, _ = backproject_texture(
+                    surface, model(current()).vertices[0], cameras, observed_arrays, settings.texture_size
+                )
                 colour.copy_(baked)
     bar.close()
     if best[2] is None:
         best = (first_loss, 0, ({n: torch.zeros_like(d) for n, d in delta.items()}, texture0, transforms.detach()))
     best_delta, best_colour, best_transforms = best[2]
     refined = HandParams(*(getattr(initial, n).detach() + best_delta[n] for n in GEOMETRY))
-    return SMVRResult(refined, best_colour.clamp(0.0, 1.0), best_transforms, history, diverged, best[1],
-                      time.perf_counter() - start)
+    return SMVRResult(
+        refined, best_colour.clamp(0.0, 1.0), best_transforms, history, diverged, best[1], time.perf_counter() - start
+    )

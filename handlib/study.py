@@ -7,6 +7,7 @@ back through :class:`~handlib.interhand.InterHandReader`, exactly as a real capt
 read; :func:`refine_problem` runs SMVR and returns a flat record (the tidy row the
 notebooks collect into tables and draw figures from).
 """
+
 from __future__ import annotations
 
 import json
@@ -75,17 +76,35 @@ def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Proble
     """Synthesise ``case`` under ``root`` (one frame, right hand) and load it as a refinement would."""
     out = Path(root) / f"{case.key}_{abs(hash(scale)) % 10**8}"
     if not (out / "ground_truth" / "scene.json").is_file():
-        synthesize(out, SynthSettings(cameras=scale.cameras, gestures=(case.gesture,), noise_mm=case.noise_mm,
-                                      seed=case.subject, spp=scale.spp, texture_size=scale.texture_size,
-                                      shrink=scale.shrink, occluded_views=case.occluded,
-                                      directional_light=scale.directional_light,
-                                      colour_response=scale.colour_response), progress=False)
+        synthesize(
+            out,
+            SynthSettings(
+                cameras=scale.cameras,
+                gestures=(case.gesture,),
+                noise_mm=case.noise_mm,
+                seed=case.subject,
+                spp=scale.spp,
+                texture_size=scale.texture_size,
+                shrink=scale.shrink,
+                occluded_views=case.occluded,
+                directional_light=scale.directional_light,
+                colour_response=scale.colour_response,
+            ),
+            progress=False,
+        )
     frame = next(iter(InterHandReader(out, "test")))
     truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
     cameras = [frame.cameras[name] for name in sorted(frame.cameras)]
-    return Problem(case, HandModel("right"), cameras, [frame.image(c.name) for c in cameras],
-                   frame.hand_params("right"), torch.tensor(frame.joints[:21]), torch.tensor(frame.joint_valid[:21]),
-                   HandParams.from_interhand(truth[str(frame.capture)][str(frame.frame)]["right"]))
+    return Problem(
+        case,
+        HandModel("right"),
+        cameras,
+        [frame.image(c.name) for c in cameras],
+        frame.hand_params("right"),
+        torch.tensor(frame.joints[:21]),
+        torch.tensor(frame.joint_valid[:21]),
+        HandParams.from_interhand(truth[str(frame.capture)][str(frame.frame)]["right"]),
+    )
 
 
 @dataclass
@@ -103,9 +122,14 @@ class SequenceProblem:
     true_texture: np.ndarray  # (S, S, 3) linear albedo of the subject's skin
 
 
-def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scale = Scale(),
-                          gestures: tuple[str, ...] | None = None,
-                          motion: tuple[float, float] = (0.0, 1.0)) -> SequenceProblem:
+def make_sequence_problem(
+    root: str | Path,
+    case: Case,
+    frames: int,
+    scale: Scale = Scale(),
+    gestures: tuple[str, ...] | None = None,
+    motion: tuple[float, float] = (0.0, 1.0),
+) -> SequenceProblem:
     """Synthesise a ``frames``-frame video moving from ``case.gesture`` through ``gestures`` (default:
     to a fist, or to an open hand from a fist), or the ``motion`` stretch of that path (see
     :class:`~handlib.synth.SynthSettings`), and load it as a video refinement would."""
@@ -113,45 +137,86 @@ def make_sequence_problem(root: str | Path, case: Case, frames: int, scale: Scal
     stretch = "" if motion == (0.0, 1.0) else f"_m{motion[0]:.3f}-{motion[1]:.3f}"
     out = Path(root) / f"{case.key}_t{frames}{stretch}_{'_'.join(gestures)}_{abs(hash(scale)) % 10**8}"
     if not (out / "ground_truth" / "scene.json").is_file():
-        synthesize(out, SynthSettings(cameras=scale.cameras, gestures=gestures, frames=frames, motion=motion,
-                                      noise_mm=case.noise_mm, seed=case.subject, spp=scale.spp,
-                                      texture_size=scale.texture_size, shrink=scale.shrink, occluded_views=case.occluded,
-                                      directional_light=scale.directional_light,
-                                      colour_response=scale.colour_response), progress=False)
+        synthesize(
+            out,
+            SynthSettings(
+                cameras=scale.cameras,
+                gestures=gestures,
+                frames=frames,
+                motion=motion,
+                noise_mm=case.noise_mm,
+                seed=case.subject,
+                spp=scale.spp,
+                texture_size=scale.texture_size,
+                shrink=scale.shrink,
+                occluded_views=case.occluded,
+                directional_light=scale.directional_light,
+                colour_response=scale.colour_response,
+            ),
+            progress=False,
+        )
     reader = InterHandReader(out, "test")
     video = sorted(reader, key=lambda frame: frame.frame)
     truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
     cameras = [video[0].cameras[name] for name in sorted(video[0].cameras)]
     texture = np.load(out / "ground_truth" / "textures" / "capture0.npy").astype(np.float32)
-    return SequenceProblem(case, frames, HandModel("right"), cameras,
-                           [[frame.image(c.name) for c in cameras] for frame in video],
-                           [frame.hand_params("right") for frame in video], [frame.frame for frame in video],
-                           [HandParams.from_interhand(truth[str(f.capture)][str(f.frame)]["right"]) for f in video],
-                           texture)
+    return SequenceProblem(
+        case,
+        frames,
+        HandModel("right"),
+        cameras,
+        [[frame.image(c.name) for c in cameras] for frame in video],
+        [frame.hand_params("right") for frame in video],
+        [frame.frame for frame in video],
+        [HandParams.from_interhand(truth[str(f.capture)][str(f.frame)]["right"]) for f in video],
+        texture,
+    )
 
 
 def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> tuple[float, float]:
     """(eps_v, eps_j) in mm of ``params`` against ``truth``."""
     with torch.no_grad():
         estimate, reference = model(params), model(truth)
-    return (metrics.vertex_error(estimate.vertices[0], reference.vertices[0]),
-            metrics.joint_error(estimate.joints21[0], reference.joints21[0]))
+    return (
+        metrics.vertex_error(estimate.vertices[0], reference.vertices[0]),
+        metrics.joint_error(estimate.joints21[0], reference.joints21[0]),
+    )
 
 
-def refine_problem(problem: Problem, settings: SMVRSettings = SMVRSettings(),
-                   camera_names: Sequence[str] | None = None) -> tuple[dict, SMVRResult]:
+def refine_problem(
+    problem: Problem, settings: SMVRSettings = SMVRSettings(), camera_names: Sequence[str] | None = None
+) -> tuple[dict, SMVRResult]:
     """Refine ``problem`` with SMVR (on a subset of its cameras if named); the tidy record and the result."""
     chosen = _subset(problem, camera_names)
-    result = refine_frame(problem.model, [problem.cameras[k] for k in chosen], [problem.images[k] for k in chosen],
-                          problem.initial, problem.joints, problem.joint_valid, settings, truth=problem.truth)
+    result = refine_frame(
+        problem.model,
+        [problem.cameras[k] for k in chosen],
+        [problem.images[k] for k in chosen],
+        problem.initial,
+        problem.joints,
+        problem.joint_valid,
+        settings,
+        truth=problem.truth,
+    )
     eps_v0, eps_j0 = geometry_errors(problem.model, problem.initial, problem.truth)
     eps_v, eps_j = geometry_errors(problem.model, result.params, problem.truth)
     first, last = result.history[0], best_entry(result.history, result.best_iteration)
-    record = {**asdict(problem.case), "case": problem.case.key, "cameras": len(chosen), "loss": settings.loss,
-              "generator": settings.generator, "eps_v_before": eps_v0, "eps_v_after": eps_v,
-              "eps_j_before": eps_j0, "eps_j_after": eps_j, "backprojection_before": first["backprojection"],
-              "backprojection_after": last["backprojection"], "iterations": len(result.history),
-              "diverged": result.diverged, "seconds": result.seconds}
+    record = {
+        **asdict(problem.case),
+        "case": problem.case.key,
+        "cameras": len(chosen),
+        "loss": settings.loss,
+        "generator": settings.generator,
+        "eps_v_before": eps_v0,
+        "eps_v_after": eps_v,
+        "eps_j_before": eps_j0,
+        "eps_j_after": eps_j,
+        "backprojection_before": first["backprojection"],
+        "backprojection_after": last["backprojection"],
+        "iterations": len(result.history),
+        "diverged": result.diverged,
+        "seconds": result.seconds,
+    }
     return record, result
 
 
@@ -166,8 +231,9 @@ def face_samples(surface: HandSurface, vertices: torch.Tensor) -> tuple[np.ndarr
     return (a + b + c) / 3, cross / np.maximum(2 * area, 1e-12)[:, None], area
 
 
-def greedy_camera_order(model: HandModel, params: HandParams, cameras: Sequence[Camera],
-                        min_facing: float = 0.2) -> tuple[list[str], list[float]]:
+def greedy_camera_order(
+    model: HandModel, params: HandParams, cameras: Sequence[Camera], min_facing: float = 0.2
+) -> tuple[list[str], list[float]]:
     """SMVR's equation 6: order cameras so that each next one adds the most newly visible hand
     surface. Returns the camera names in that order and comp(C_1..i), the fraction of the
     hand's area seen by at least one of the first i cameras."""
@@ -209,14 +275,24 @@ def texture_psnr(problem: SequenceProblem, texture: torch.Tensor) -> float:
     return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(covered))
 
 
-def _video_record(problem: SequenceProblem, method: str, cameras: int, refined: Sequence[HandParams], **measured) -> dict:
+def _video_record(
+    problem: SequenceProblem, method: str, cameras: int, refined: Sequence[HandParams], **measured
+) -> dict:
     """The tidy record of a video refinement: geometry errors averaged over frames, plus ``measured``."""
     before = [geometry_errors(problem.model, p, t) for p, t in zip(problem.initial, problem.truth)]
     after = [geometry_errors(problem.model, p, t) for p, t in zip(refined, problem.truth)]
-    return {**asdict(problem.case), "case": problem.case.key, "frames": problem.frames, "method": method,
-            "cameras": cameras, "eps_v_before": float(np.mean([b[0] for b in before])),
-            "eps_v_after": float(np.mean([a[0] for a in after])), "eps_j_before": float(np.mean([b[1] for b in before])),
-            "eps_j_after": float(np.mean([a[1] for a in after])), **measured}
+    return {
+        **asdict(problem.case),
+        "case": problem.case.key,
+        "frames": problem.frames,
+        "method": method,
+        "cameras": cameras,
+        "eps_v_before": float(np.mean([b[0] for b in before])),
+        "eps_v_after": float(np.mean([a[0] for a in after])),
+        "eps_j_before": float(np.mean([b[1] for b in before])),
+        "eps_j_after": float(np.mean([a[1] for a in after])),
+        **measured,
+    }
 
 
 def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str] | None = None):
@@ -224,33 +300,56 @@ def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str]
     from handlib.dmvr import refine_sequence
 
     chosen = _subset(problem, camera_names)
-    result = refine_sequence(problem.model, [problem.cameras[k] for k in chosen],
-                             [[row[k] for k in chosen] for row in problem.images], problem.initial, problem.times,
-                             settings, truth=problem.truth)
-    record = _video_record(problem, "dmvr", len(chosen), result.params,
-                           backprojection_before=result.history[0]["backprojection"],
-                           backprojection_after=best_entry(result.history, result.best_iteration)["backprojection"],
-                           texture_psnr=texture_psnr(problem, result.texture), iterations=len(result.history),
-                           diverged=result.diverged, seconds=result.seconds)
+    result = refine_sequence(
+        problem.model,
+        [problem.cameras[k] for k in chosen],
+        [[row[k] for k in chosen] for row in problem.images],
+        problem.initial,
+        problem.times,
+        settings,
+        truth=problem.truth,
+    )
+    record = _video_record(
+        problem,
+        "dmvr",
+        len(chosen),
+        result.params,
+        backprojection_before=result.history[0]["backprojection"],
+        backprojection_after=best_entry(result.history, result.best_iteration)["backprojection"],
+        texture_psnr=texture_psnr(problem, result.texture),
+        iterations=len(result.history),
+        diverged=result.diverged,
+        seconds=result.seconds,
+    )
     return record, result
 
 
-def refine_video_per_frame(problem: SequenceProblem, settings: SMVRSettings = SMVRSettings(),
-                           camera_names: Sequence[str] | None = None):
+def refine_video_per_frame(
+    problem: SequenceProblem, settings: SMVRSettings = SMVRSettings(), camera_names: Sequence[str] | None = None
+):
     """SMVR on every frame of ``problem`` independently (as DMVR's baseline: images and initial
     estimates only, no joints): the tidy record (means over frames) and the per-frame results."""
     from handlib.dmvr import srgb_decode
 
     chosen = _subset(problem, camera_names)
     cameras = [problem.cameras[k] for k in chosen]
-    results = [refine_frame(problem.model, cameras, [row[k] for k in chosen], initial, None, None, settings, truth=truth)
-               for row, initial, truth in zip(problem.images, problem.initial, problem.truth)]
+    results = [
+        refine_frame(problem.model, cameras, [row[k] for k in chosen], initial, None, None, settings, truth=truth)
+        for row, initial, truth in zip(problem.images, problem.initial, problem.truth)
+    ]
     record = _video_record(
-        problem, "smvr", len(chosen), [r.params for r in results],
+        problem,
+        "smvr",
+        len(chosen),
+        [r.params for r in results],
         backprojection_before=float(np.mean([r.history[0]["backprojection"] for r in results])),
-        backprojection_after=float(np.mean([best_entry(r.history, r.best_iteration)["backprojection"] for r in results])),
+        backprojection_after=float(
+            np.mean([best_entry(r.history, r.best_iteration)["backprojection"] for r in results])
+        ),
         # SMVR's colour map is in the images' sRGB encoding and holds the shading: linearise it to compare.
         texture_psnr=texture_psnr(problem, srgb_decode(results[0].texture)),
-        iterations=sum(len(r.history) for r in results), diverged=any(r.diverged for r in results),
-        seconds=sum(r.seconds for r in results))
+        iterations=sum(len(r.history) for r in results),
+        diverged=any(r.diverged for r in results),
+        seconds=sum(r.seconds for r in results),
+    )
     return record, results

@@ -13,6 +13,7 @@ texture lookup interpolates the corner UVs of the hit triangle (see
 UV convention: u runs along texture columns, v along rows; (0, 0) is the top-left
 corner of texel (0, 0) of an ``(H, W, 3)`` texture, texel centres at (i + 0.5) / size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,8 +67,10 @@ class HandSurface:
         if not np.isfinite(uv).all():
             raise ValueError("uv_corners contain NaN or infinite values.")
         if uv.min() < 0.0 or uv.max() > 1.0:
-            raise ValueError(f"uv_corners must lie in [0, 1] (found {uv.min():.3g} .. {uv.max():.3g}); "
-                             "rescale the UV atlas or use the hand model's own UVs.")
+            raise ValueError(
+                f"uv_corners must lie in [0, 1] (found {uv.min():.3g} .. {uv.max():.3g}); "
+                "rescale the UV atlas or use the hand model's own UVs."
+            )
         if faces.min() < 0 or faces.max() >= num_vertices:
             raise ValueError(f"faces index vertices outside 0..{num_vertices - 1}.")
         loops = boundary_loops(faces)
@@ -89,15 +92,21 @@ class HandSurface:
             # anywhere in the atlas, often between islands).
             cap_faces.append(np.stack([np.full(len(ring), centre), ring, following], 1))
             cap_uv.append(np.concatenate([rim.mean(1, keepdims=True), rim], 1))
-        return cls(torch.as_tensor(np.concatenate(cap_faces)), torch.as_tensor(np.concatenate(cap_uv)),
-                   int(num_vertices), tuple(tuple(loop) for loop in loops))
+        return cls(
+            torch.as_tensor(np.concatenate(cap_faces)),
+            torch.as_tensor(np.concatenate(cap_uv)),
+            int(num_vertices),
+            tuple(tuple(loop) for loop in loops),
+        )
 
     @classmethod
     def of(cls, model) -> "HandSurface":
         """The surface of a :class:`handlib.hand.HandModel` (which must carry UVs)."""
         if model.uv_corners is None:
-            raise ValueError("This hand model has no UVs (a MANO pickle has none); pass uv_corners (F, 3, 2) "
-                             "from the HTML texture model's UV file to HandSurface.create, or use the open hand.")
+            raise ValueError(
+                "This hand model has no UVs (a MANO pickle has none); pass uv_corners (F, 3, 2) "
+                "from the HTML texture model's UV file to HandSurface.create, or use the open hand."
+            )
         return cls.create(model.faces, model.uv_corners, model.num_vertices)
 
     @property

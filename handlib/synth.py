@@ -12,6 +12,7 @@ each camera's colour response and the occluder bars.
 
 Everything is drawn from one seed, so a capture is reproducible bit for bit.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,13 @@ def colour_responses(count: int, spread: float, rng: np.random.Generator) -> np.
     return responses
 
 
-def sequence_poses(model: HandModel, names: tuple[str, ...], frames: int, rng: np.random.Generator,
-                   motion: tuple[float, float] = (0.0, 1.0)):
+def sequence_poses(
+    model: HandModel,
+    names: tuple[str, ...],
+    frames: int,
+    rng: np.random.Generator,
+    motion: tuple[float, float] = (0.0, 1.0),
+):
     """Per frame: hand pose (45, template-relative), global rotation vector (3) and translation
     (3, m), moving through ``names`` in order (the ``motion`` stretch of that path, as fractions
     of it); and irregular frame indices (InterHand2.6M's videos skip frames)."""
@@ -122,10 +128,13 @@ def sequence_poses(model: HandModel, names: tuple[str, ...], frames: int, rng: n
 
 
 def _params(model: HandModel, pose, orient, transl, betas) -> HandParams:
-    return HandParams.create(1, hand_pose=model_hand_pose(model, pose),
-                             global_orient=torch.tensor(orient, dtype=torch.float32)[None],
-                             transl=torch.tensor(transl, dtype=torch.float32)[None],
-                             betas=torch.tensor(betas, dtype=torch.float32)[None])
+    return HandParams.create(
+        1,
+        hand_pose=model_hand_pose(model, pose),
+        global_orient=torch.tensor(orient, dtype=torch.float32)[None],
+        transl=torch.tensor(transl, dtype=torch.float32)[None],
+        betas=torch.tensor(betas, dtype=torch.float32)[None],
+    )
 
 
 def centre_on(model: HandModel, params: HandParams, target_mm: np.ndarray) -> HandParams:
@@ -136,21 +145,30 @@ def centre_on(model: HandModel, params: HandParams, target_mm: np.ndarray) -> Ha
     return HandParams(params.global_orient, params.hand_pose, params.betas, transl)
 
 
-def perturb(model: HandModel, params: HandParams, noise_mm: float, rng: np.random.Generator,
-            tolerance: float = 0.05) -> tuple[HandParams, float]:
+def perturb(
+    model: HandModel, params: HandParams, noise_mm: float, rng: np.random.Generator, tolerance: float = 0.05
+) -> tuple[HandParams, float]:
     """Gaussian noise on pose and shape, scaled so that the mean per-vertex distance to the
     true hand is ``noise_mm`` within ``tolerance`` (relative). Returns the noisy parameters
     and the distance reached."""
     if noise_mm == 0:
         return params, 0.0
-    direction = {"global_orient": rng.normal(scale=0.3, size=3), "hand_pose": rng.normal(size=45),
-                 "betas": rng.normal(size=10), "transl": rng.normal(scale=0.01, size=3)}
+    direction = {
+        "global_orient": rng.normal(scale=0.3, size=3),
+        "hand_pose": rng.normal(size=45),
+        "betas": rng.normal(size=10),
+        "transl": rng.normal(scale=0.01, size=3),
+    }
     with torch.no_grad():
         truth = model(params).vertices[0]
 
     def at(scale: float) -> tuple[HandParams, float]:
-        noisy = HandParams(*(getattr(params, name) + torch.tensor(scale * direction[name], dtype=torch.float32)[None]
-                             for name in ("global_orient", "hand_pose", "betas", "transl")))
+        noisy = HandParams(
+            *(
+                getattr(params, name) + torch.tensor(scale * direction[name], dtype=torch.float32)[None]
+                for name in ("global_orient", "hand_pose", "betas", "transl")
+            )
+        )
         with torch.no_grad():
             distance = float((model(noisy).vertices[0] - truth).norm(dim=1).mean())
         return noisy, distance
@@ -217,16 +235,32 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
     surface = HandSurface.of(model)
     size = (334 // settings.shrink, 512 // settings.shrink)
     focal = 1240.0 / settings.shrink
-    cameras = dome_cameras(settings.cameras, HAND_CENTRE_MM, radius=DOME_RADIUS_MM, seed=settings.seed,
-                           size=size, focal=(focal, focal), jitter_px=12.0 / settings.shrink)
+    cameras = dome_cameras(
+        settings.cameras,
+        HAND_CENTRE_MM,
+        radius=DOME_RADIUS_MM,
+        seed=settings.seed,
+        size=size,
+        focal=(focal, focal),
+        jitter_px=12.0 / settings.shrink,
+    )
     responses = colour_responses(len(cameras), settings.colour_response, rng)
     light = studio_light(settings.directional_light, rng)
     renderer = Renderer(cameras, surface, RenderSettings(mode="radiance", spp=settings.spp, seed=settings.seed))
     writer = InterHandWriter(out, settings.split)
-    truth_mano, truth_joints, scene = {}, {}, {"settings": asdict(settings), "light_sh": light.tolist(),
-                                               "cameras": {c.name: c.to_interhand() for c in cameras},
-                                               "colour_response": {}, "subjects": {}, "occluders": {},
-                                               "initial_vertex_error_mm": {}}
+    truth_mano, truth_joints, scene = (
+        {},
+        {},
+        {
+            "settings": asdict(settings),
+            "light_sh": light.tolist(),
+            "cameras": {c.name: c.to_interhand() for c in cameras},
+            "colour_response": {},
+            "subjects": {},
+            "occluders": {},
+            "initial_vertex_error_mm": {},
+        },
+    )
     (out / "ground_truth" / "textures").mkdir(parents=True, exist_ok=True)
     joint_noise = settings.noise_mm if settings.joint_noise_mm is None else settings.joint_noise_mm
     seq_name = "synthetic_" + "_".join(settings.gestures)
@@ -235,18 +269,25 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
     for capture in range(settings.subjects):
         subject = make_subject(model, settings.texture_size, rng)
         np.save(out / "ground_truth" / "textures" / f"capture{capture}.npy", subject.texture.numpy().astype(np.float16))
-        cv2.imwrite(str(out / "ground_truth" / "textures" / f"capture{capture}.png"),
-                    cv2.cvtColor(to_srgb8(subject.texture.numpy()), cv2.COLOR_RGB2BGR))
-        scene["subjects"][str(capture)] = {"betas": subject.betas.tolist(), "tone": subject.tone,
-                                           "texture": f"textures/capture{capture}.npy"}
-        poses, orients, transls, indices = sequence_poses(model, settings.gestures, settings.frames, rng,
-                                                            settings.motion)
+        cv2.imwrite(
+            str(out / "ground_truth" / "textures" / f"capture{capture}.png"),
+            cv2.cvtColor(to_srgb8(subject.texture.numpy()), cv2.COLOR_RGB2BGR),
+        )
+        scene["subjects"][str(capture)] = {
+            "betas": subject.betas.tolist(),
+            "tone": subject.tone,
+            "texture": f"textures/capture{capture}.npy",
+        }
+        poses, orients, transls, indices = sequence_poses(
+            model, settings.gestures, settings.frames, rng, settings.motion
+        )
         for pose, orient, transl, index in zip(poses, orients, transls, indices):
             params = centre_on(model, _params(model, pose, orient, transl, subject.betas), HAND_CENTRE_MM)
             with torch.no_grad():
                 output = model(params)
-                rendered = renderer.render(output.vertices[0], subject.texture, light,
-                                           backgrounds=[(0.03, 0.03, 0.035)] * len(cameras))
+                rendered = renderer.render(
+                    output.vertices[0], subject.texture, light, backgrounds=[(0.03, 0.03, 0.035)] * len(cameras)
+                )
             images, occluders = {}, {}
             for k, (camera, image, alpha) in enumerate(zip(cameras, rendered.images, rendered.alphas)):
                 linear = image.numpy().astype(np.float64)
@@ -261,12 +302,23 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
             if joint_noise > 0:  # isotropic 3D Gaussian: mean norm = sigma * 2 sqrt(2 / pi)
                 sigma = joint_noise / (2.0 * math.sqrt(2.0 / math.pi))
                 noisy_joints[:21] += rng.normal(scale=sigma, size=(21, 3))
-            writer.add_frame(capture, seq_name, int(index), cameras, images,
-                             {"right": mano_entry(noisy), "left": None}, noisy_joints, valid)
+            writer.add_frame(
+                capture,
+                seq_name,
+                int(index),
+                cameras,
+                images,
+                {"right": mano_entry(noisy), "left": None},
+                noisy_joints,
+                valid,
+            )
             truth_mano.setdefault(capture, {})[int(index)] = {"right": mano_entry(params), "left": None}
             truth_joints.setdefault(str(capture), {})[str(int(index))] = {
-                "world_coord": true_joints.tolist(), "joint_valid": valid.reshape(-1, 1).tolist(),
-                "hand_type": "right", "hand_type_valid": 1}
+                "world_coord": true_joints.tolist(),
+                "joint_valid": valid.reshape(-1, 1).tolist(),
+                "hand_type": "right",
+                "hand_type_valid": 1,
+            }
             scene["occluders"].setdefault(str(capture), {})[str(int(index))] = occluders
             scene["initial_vertex_error_mm"].setdefault(str(capture), {})[str(int(index))] = reached
             bar.update()
@@ -277,4 +329,3 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
     (out / "ground_truth" / "joint_3d.json").write_text(json.dumps(truth_joints))
     (out / "ground_truth" / "scene.json").write_text(json.dumps(scene, indent=1))
     return out
-

@@ -5,6 +5,7 @@ filters along the sample index, and the filter's range kernel (a large change be
 neighbouring samples gets little weight) keeps the structured discontinuities that
 irregular sampling and fast motion make, while smoothing noise.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,13 @@ TEMPORAL_SIGMA = 0.5
 WINDOW = 3
 
 
-def bilateral_filter(signal: torch.Tensor, times: torch.Tensor, sigma: float = SIGMA,
-                     temporal_sigma: float = TEMPORAL_SIGMA, window: int = WINDOW) -> torch.Tensor:
+def bilateral_filter(
+    signal: torch.Tensor,
+    times: torch.Tensor,
+    sigma: float = SIGMA,
+    temporal_sigma: float = TEMPORAL_SIGMA,
+    window: int = WINDOW,
+) -> torch.Tensor:
     """Filter ``signal`` (T, D) along time, each of its D channels (angles) on its own: a sample
     becomes the weighted mean of the ``window`` samples centred on it (fewer at the ends), with
     weights ``exp(-dt^2 / (2 temporal_sigma^2)) * exp(-(x_t - x_k)^2 / (2 sigma^2))`` per channel,
@@ -40,7 +46,7 @@ def bilateral_filter(signal: torch.Tensor, times: torch.Tensor, sigma: float = S
         neighbours = torch.arange(max(0, t - half), min(count, t + half + 1))
         dt = times[neighbours] - times[t]
         dx = (signal[neighbours] - signal[t]) ** 2  # (k, D): each channel has its own range weights
-        weights = torch.exp(-dt[:, None] ** 2 / (2 * temporal_sigma ** 2) - dx / (2 * sigma ** 2))
+        weights = torch.exp(-(dt[:, None] ** 2) / (2 * temporal_sigma**2) - dx / (2 * sigma**2))
         filtered.append((weights * signal[neighbours]).sum(0) / weights.sum(0))
     return torch.stack(filtered)
 

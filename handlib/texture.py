@@ -10,6 +10,7 @@ seams, and the ray tracer's gradients (which only see geometric edges) stay righ
 skin tones from light to dark, lighter palms, darker creases at the finger joints and
 palm lines, fingernails, low-frequency blotches and fine noise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -111,8 +112,16 @@ class SkinStyle:
     nail_length_mm: float = 10.0
 
 
-def skin_texture(surface: HandSurface, rest_vertices, rest_joints, tip_vertex_ids, style: SkinStyle = SkinStyle(),
-                 seed: int = 0, size: int = 1024, side: str = "right") -> torch.Tensor:
+def skin_texture(
+    surface: HandSurface,
+    rest_vertices,
+    rest_joints,
+    tip_vertex_ids,
+    style: SkinStyle = SkinStyle(),
+    seed: int = 0,
+    size: int = 1024,
+    side: str = "right",
+) -> torch.Tensor:
     """(size, size, 3) linear-RGB albedo of a procedural skin, in the model's UV atlas.
 
     ``rest_vertices`` (V, 3) and ``rest_joints`` (16, 3), both mm, are the hand in its template
@@ -143,7 +152,7 @@ def skin_texture(surface: HandSurface, rest_vertices, rest_joints, tip_vertex_id
 
     # Creases: thin bands across each finger joint (MCP, PIP, DIP), strongest on the palm side.
     crease = np.zeros(len(points))
-    for finger, chain in FINGER_JOINTS.items():
+    for chain in FINGER_JOINTS.values():
         for joint, child in zip(chain, (*chain[1:], None)):
             centre = joints[joint]
             axis = (joints[child] - centre) if child is not None else (centre - joints[chain[-2]])
@@ -156,8 +165,11 @@ def skin_texture(surface: HandSurface, rest_vertices, rest_joints, tip_vertex_id
     # Palm lines: three gently tilted bands across the palm (heart, head, life lines).
     wrist, middle_base = joints[0], joints[FINGER_JOINTS["middle"][0]]
     length = np.linalg.norm(middle_base - wrist)
-    in_palm = (palmar > 0.3) & ((points - wrist) @ frame.distal > 0.15 * length) \
+    in_palm = (
+        (palmar > 0.3)
+        & ((points - wrist) @ frame.distal > 0.15 * length)
         & ((points - wrist) @ frame.distal < 0.95 * length)
+    )
     for offset, tilt in ((0.78, 0.15), (0.6, -0.1), (0.35, 0.6)):
         centre = wrist + frame.distal * length * offset
         direction = frame.distal + tilt * frame.radial
@@ -180,8 +192,9 @@ def skin_texture(surface: HandSurface, rest_vertices, rest_joints, tip_vertex_id
     return torch.as_tensor(dilate(image, covered, margin=max(4, size // 128)))
 
 
-def model_skin_texture(model, style: SkinStyle = SkinStyle(), betas=None, seed: int = 0,
-                       size: int = 1024) -> torch.Tensor:
+def model_skin_texture(
+    model, style: SkinStyle = SkinStyle(), betas=None, seed: int = 0, size: int = 1024
+) -> torch.Tensor:
     """:func:`skin_texture` for a :class:`handlib.hand.HandModel` of shape ``betas`` (10,),
     its features placed on the model's template pose (whatever its ``flat_hand_mean``)."""
     from handlib.gestures import model_hand_pose
@@ -191,5 +204,6 @@ def model_skin_texture(model, style: SkinStyle = SkinStyle(), betas=None, seed: 
     betas = torch.zeros(1, 10) if betas is None else torch.as_tensor(betas, dtype=torch.float32).reshape(1, 10)
     with torch.no_grad():
         rest = model(HandParams.create(1, hand_pose=model_hand_pose(model, np.zeros(45)), betas=betas))
-    return skin_texture(surface, rest.vertices[0], rest.joints[0], model.tip_vertex_ids, style, seed=seed,
-                        size=size, side=model.side)
+    return skin_texture(
+        surface, rest.vertices[0], rest.joints[0], model.tip_vertex_ids, style, seed=seed, size=size, side=model.side
+    )

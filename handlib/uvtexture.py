@@ -8,6 +8,7 @@ into the atlas UV ``(1 - b1 - b2) uv0 + b1 uv1 + b2 uv2`` of triangle
 ``si.prim_index`` and reads the image bilinearly (clamped at the border).
 Both the image (``data``) and, through the barycentrics, the vertices get gradients.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,9 +32,11 @@ def _texture_class(variant: str):
 
         def _lookup(self, si, active):
             face, b1, b2 = si.prim_index * 3, si.uv.x, si.uv.y
-            uv = (dr.gather(mi.Point2f, self.corner_uv, face, active) * (1.0 - b1 - b2)
-                  + dr.gather(mi.Point2f, self.corner_uv, face + 1, active) * b1
-                  + dr.gather(mi.Point2f, self.corner_uv, face + 2, active) * b2)
+            uv = (
+                dr.gather(mi.Point2f, self.corner_uv, face, active) * (1.0 - b1 - b2)
+                + dr.gather(mi.Point2f, self.corner_uv, face + 1, active) * b1
+                + dr.gather(mi.Point2f, self.corner_uv, face + 2, active) * b2
+            )
             height, width = self.data.shape[0], self.data.shape[1]
             x, y = uv.x * width - 0.5, uv.y * height - 0.5
             x0, y0 = dr.floor(x), dr.floor(y)

@@ -3,6 +3,7 @@
 The book test builds the whole book at the ``smoke`` profile in a copy of the repository
 (so the committed figures stay as they are) and opens every page in headless Chromium.
 """
+
 import json
 import re
 import shutil
@@ -22,8 +23,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def tiny_registry(root: Path, value: int) -> book.Registry:
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell("profile = 'quick'\nvalue = 0", metadata={"tags": ["parameters"]}),
-                      nbformat.v4.new_code_cell("print('value', value * 2)")]
+    notebook.cells = [
+        nbformat.v4.new_code_cell("profile = 'quick'\nvalue = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('value', value * 2)"),
+    ]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     (root / "notebooks").mkdir(exist_ok=True)
     if not (root / "notebooks" / "tiny.ipynb").is_file():  # rewriting would draw new cell ids: a new key
@@ -31,7 +34,8 @@ def tiny_registry(root: Path, value: int) -> book.Registry:
     (root / "_config.yml").write_text(
         "default_profile: quick\nprofiles: [smoke, quick]\nexperiments:\n"
         f"  - name: tiny\n    notebook: notebooks/tiny.ipynb\n    parameters:\n      smoke: {{value: {value}}}\n"
-        "  - name: reader\n    notebook: notebooks/tiny.ipynb\n    after: [tiny]\n")
+        "  - name: reader\n    notebook: notebooks/tiny.ipynb\n    after: [tiny]\n"
+    )
     return book.load_registry(root / "_config.yml")
 
 
@@ -47,14 +51,18 @@ def test_runner_caches_records_and_reruns_on_change(tmp_path, capsys):
     assert capsys.readouterr().out.count("not re-run") == 2
     book.run_experiments(tiny_registry(tmp_path, 4), "smoke", tmp_path)  # new parameter: both re-run
     out = capsys.readouterr().out
-    assert "not re-run" not in out and "value 8" in nbformat.read(tmp_path / "book" / "tiny.ipynb", 4).cells[-2].outputs[0]["text"]
+    assert (
+        "not re-run" not in out
+        and "value 8" in nbformat.read(tmp_path / "book" / "tiny.ipynb", 4).cells[-2].outputs[0]["text"]
+    )
     book.run_experiments(tiny_registry(tmp_path, 4), "quick", tmp_path)  # another profile: re-run
     assert "not re-run" not in capsys.readouterr().out
 
 
 def test_registry_errors_name_the_entry(tmp_path):
-    (tmp_path / "_config.yml").write_text("default_profile: quick\nprofiles: [quick]\nexperiments:\n"
-                                          "  - name: a\n    notebook: a.ipynb\n    after: [b]\n")
+    (tmp_path / "_config.yml").write_text(
+        "default_profile: quick\nprofiles: [quick]\nexperiments:\n  - name: a\n    notebook: a.ipynb\n    after: [b]\n"
+    )
     with pytest.raises(ValueError, match="'a' comes after"):
         book.load_registry(tmp_path / "_config.yml")
     tiny_registry(tmp_path, 1)
@@ -99,16 +107,32 @@ def open_in_chromium(page: Path, attempts: int = 3) -> dict:
     probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + CHECK_SCRIPT, 1), encoding="utf-8")
     try:
         for _ in range(attempts):
-            run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-                                  "--virtual-time-budget=30000", "--dump-dom", probe.as_uri()],
-                                 capture_output=True, text=True, timeout=180)
+            run = subprocess.run(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--allow-file-access-from-files",
+                    "--virtual-time-budget=30000",
+                    "--dump-dom",
+                    probe.as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             found = re.search(r'<pre id="handlib-check">(.*?)</pre>', run.stdout, re.S)
             if found:
                 break
     finally:
         probe.unlink()
-    assert found, f"{page.name}: the page did not finish loading in Chromium (exit {run.returncode}): {run.stderr[-2000:]}"
-    return json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    assert found, (
+        f"{page.name}: the page did not finish loading in Chromium (exit {run.returncode}): {run.stderr[-2000:]}"
+    )
+    return json.loads(
+        found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    )
 
 
 class Links(HTMLParser):
@@ -150,9 +174,29 @@ def built_book(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make test installs Debian's chromium)")
 def test_book_pages_work_in_a_browser(built_book):
-    toc = ["intro", "getting_started", "open_hand", "renderer", "synthetic", "smvr", "smvr_noise", "smvr_generators",
-           "smvr_cameras", "smvr_real", "smvr_claims", "dmvr", "dmvr_cameras", "dmvr_ablation", "dmvr_real",
-           "dmvr_claims", "explore", "experiments", "claims", "differences", "api"]
+    toc = [
+        "intro",
+        "getting_started",
+        "open_hand",
+        "renderer",
+        "synthetic",
+        "smvr",
+        "smvr_noise",
+        "smvr_generators",
+        "smvr_cameras",
+        "smvr_real",
+        "smvr_claims",
+        "dmvr",
+        "dmvr_cameras",
+        "dmvr_ablation",
+        "dmvr_real",
+        "dmvr_claims",
+        "explore",
+        "experiments",
+        "claims",
+        "differences",
+        "api",
+    ]
     pages = {name: built_book / f"{name}.html" for name in toc}
     assert all(page.is_file() for page in pages.values()), [n for n, p in pages.items() if not p.is_file()]
     plots = 0

@@ -1,4 +1,5 @@
 """InterHand2.6M cameras: projection agrees with OpenCV; bad calibrations are refused."""
+
 import cv2
 import numpy as np
 import pytest
@@ -19,8 +20,15 @@ def random_camera(rng, portrait):
     rot = np.stack([right, down, forward])  # world -> camera rows
     width, height = (334, 512) if portrait else (512, 334)
     fx = rng.uniform(1100, 1300)
-    return Camera("400262", eye, rot, [fx, fx * rng.uniform(0.97, 1.03)],
-                  [width / 2 + rng.uniform(-20, 20), height / 2 + rng.uniform(-20, 20)], width, height)
+    return Camera(
+        "400262",
+        eye,
+        rot,
+        [fx, fx * rng.uniform(0.97, 1.03)],
+        [width / 2 + rng.uniform(-20, 20), height / 2 + rng.uniform(-20, 20)],
+        width,
+        height,
+    )
 
 
 @pytest.mark.parametrize("portrait", [True, False])
@@ -64,8 +72,15 @@ def test_interhand_round_trip():
     ],
 )
 def test_bad_calibration_is_refused(change, message):
-    fields = dict(name="cam", campos=[0.0, 0.0, -1000.0], camrot=Rotation.from_rotvec([0.1, 0.2, 0.3]).as_matrix(),
-                  focal=[1200.0, 1201.0], princpt=[167.0, 256.0], width=334, height=512)
+    fields = dict(
+        name="cam",
+        campos=[0.0, 0.0, -1000.0],
+        camrot=Rotation.from_rotvec([0.1, 0.2, 0.3]).as_matrix(),
+        focal=[1200.0, 1201.0],
+        princpt=[167.0, 256.0],
+        width=334,
+        height=512,
+    )
     fields.update(change)
     with pytest.raises(ValueError, match=message):
         Camera(**fields)

@@ -1,5 +1,6 @@
 """refine-dataset: planning, the ledger, the guard, and runs on a LocalCluster of 2 processes,
 including bad input, faults and SIGKILL of the client or of a worker part-way."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,16 +24,34 @@ from handlib.synth import SynthSettings, synthesize
 
 SMOKE = Options(method="smvr", schedule_scale=0.05, spp=2)
 TWO_WORKERS = Cluster(workers=2, threads=1)  # one thread per task: results are bit-reproducible
-COMMAND = [sys.executable, "-m", "handlib.cli", "refine-dataset", "--method", "smvr", "--schedule-scale", "0.05",
-           "--spp", "2", "--workers", "2", "--threads", "1"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "handlib.cli",
+    "refine-dataset",
+    "--method",
+    "smvr",
+    "--schedule-scale",
+    "0.05",
+    "--spp",
+    "2",
+    "--workers",
+    "2",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """3 sequences (captures) x 2 frames, 2 cameras of 41x64 (width x height)."""
-    return synthesize(tmp_path_factory.mktemp("ds") / "data", SynthSettings(
-        cameras=2, gestures=("open", "fist"), subjects=3, frames=2, shrink=8, spp=2, texture_size=32, seed=5),
-        progress=False)
+    return synthesize(
+        tmp_path_factory.mktemp("ds") / "data",
+        SynthSettings(
+            cameras=2, gestures=("open", "fist"), subjects=3, frames=2, shrink=8, spp=2, texture_size=32, seed=5
+        ),
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +63,10 @@ def clean_run(dataset, tmp_path_factory) -> Path:
 
 def outputs(out: Path) -> dict:
     """What must not depend on how a run went: the refined annotations and the per-frame metrics."""
-    return {"mano": json.loads(annotation_path(out, "test", "MANO_NeuralAnnot").read_text()),
-            "frames": (out / "refinement" / "frames.csv").read_text()}
+    return {
+        "mano": json.loads(annotation_path(out, "test", "MANO_NeuralAnnot").read_text()),
+        "frames": (out / "refinement" / "frames.csv").read_text(),
+    }
 
 
 def ledger_rows(out: Path) -> list[tuple]:
@@ -74,7 +95,8 @@ def test_frame_numbers_and_plan(dataset):
     contents["MANO_NeuralAnnot"]["0"][str(first)]["right"] = None
     partial = InterHandReader(dataset, "test", contents)
     assert [u.frames for u in plan(partial, Selection(captures=(0,)), "dmvr")] == [
-        tuple(f for c, _, f in reader.keys() if c == 0 and f != first)]
+        tuple(f for c, _, f in reader.keys() if c == 0 and f != first)
+    ]
     seq = reader.keys()[0][1]
     assert (0, seq, first) in reader and (0, "nope", first) not in reader and first not in reader
 
@@ -114,8 +136,7 @@ def test_a_diverged_refinement_publishes_the_input(dataset, monkeypatch):
     def diverging(*args, **kwargs):
         result = real(*args, **kwargs)
         nan_pose = torch.full_like(result.params.hand_pose, float("nan"))
-        return dataclasses.replace(result, params=dataclasses.replace(result.params, hand_pose=nan_pose),
-                                   diverged=True)
+        return dataclasses.replace(result, params=dataclasses.replace(result.params, hand_pose=nan_pose), diverged=True)
 
     monkeypatch.setattr(handlib.smvr, "refine_frame", diverging)
     reader = InterHandReader(dataset, "test")
@@ -132,8 +153,11 @@ def test_local_cluster_refines_a_dataset_that_reads_back(dataset, clean_run):
     assert reader.keys() == source.keys()
     frame = reader.frame(reader.keys()[0])
     assert frame.image(sorted(frame.image_paths)[0]).shape == (64, 41, 3)  # images reached through the link
-    changed = [k for k in reader.keys() if reader.mano[str(k[0])][str(k[2])]["right"]
-               != source.mano[str(k[0])][str(k[2])]["right"]]
+    changed = [
+        k
+        for k in reader.keys()
+        if reader.mano[str(k[0])][str(k[2])]["right"] != source.mano[str(k[0])][str(k[2])]["right"]
+    ]
     assert len(changed) == 6  # every frame refined (none diverged at this size)
     rows = ledger_rows(clean_run)
     assert [status for _, status, _ in rows] == ["done"] * 6
@@ -164,12 +188,21 @@ def spoil(data: Path) -> dict[int, str]:
 
 @pytest.mark.slow
 def test_bad_input_fails_only_its_sequence(tmp_path):
-    data = synthesize(tmp_path / "data", SynthSettings(cameras=2, gestures=("open",), subjects=6, frames=1, shrink=8,
-                                                       spp=2, texture_size=32, seed=6), progress=False)
+    data = synthesize(
+        tmp_path / "data",
+        SynthSettings(cameras=2, gestures=("open",), subjects=6, frames=1, shrink=8, spp=2, texture_size=32, seed=6),
+        progress=False,
+    )
     reasons = spoil(data)
     lines = []
-    report = run_dataset(data, "test", tmp_path / "out", options=Options(method="dmvr", schedule_scale=0.2, spp=2),
-                         cluster=TWO_WORKERS, log=lines.append)
+    report = run_dataset(
+        data,
+        "test",
+        tmp_path / "out",
+        options=Options(method="dmvr", schedule_scale=0.2, spp=2),
+        cluster=TWO_WORKERS,
+        log=lines.append,
+    )
     failed = dict(report.failed)
     assert report.done == 1 and len(failed) == 5, failed
     for capture, reason in reasons.items():
@@ -204,8 +237,9 @@ def faulty_task(root, split, contents, unit, options, out, threads):
 
 @pytest.mark.slow
 def test_faults_are_retried_once_then_recorded(dataset, clean_run, tmp_path):
-    report = run_dataset(dataset, "test", tmp_path / "out", options=SMOKE, cluster=TWO_WORKERS,
-                         log=lambda line: None, task=faulty_task)
+    report = run_dataset(
+        dataset, "test", tmp_path / "out", options=SMOKE, cluster=TWO_WORKERS, log=lambda line: None, task=faulty_task
+    )
     failed = dict(report.failed)
     assert sorted(k.split("/")[0] for k in failed) == ["0", "0", "1", "1"], failed
     assert all("KilledWorker" in r for k, r in failed.items() if k.startswith("0/"))
@@ -227,8 +261,15 @@ def test_gpu_workers_get_one_device_each_and_tasks_ask_for_one(dataset, clean_ru
     """The --gpus path on a CPU machine: workers declare a GPU resource (tasks that ask for one
     would wait forever otherwise) and each is pinned to its own device; Mitsuba still picks the
     CPU variant here, so the result equals the clean run's."""
-    report = run_dataset(dataset, "test", tmp_path / "out", options=SMOKE, cluster=Cluster(gpus=2, threads=1),
-                         log=lambda line: None, task=gpu_probe_task)
+    report = run_dataset(
+        dataset,
+        "test",
+        tmp_path / "out",
+        options=SMOKE,
+        cluster=Cluster(gpus=2, threads=1),
+        log=lambda line: None,
+        task=gpu_probe_task,
+    )
     assert report.done == 6 and not report.failed
     devices = {json.loads(result)["summary"]["cuda_visible_devices"] for _, _, result in ledger_rows(tmp_path / "out")}
     assert devices <= {"0", "1"} and devices, devices
@@ -270,8 +311,9 @@ def command(dataset: Path, out: Path) -> list[str]:
 @contextlib.contextmanager
 def running(dataset: Path, out: Path):
     """refine-dataset started in its own process group, which is killed whole on leaving."""
-    process = subprocess.Popen(command(dataset, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command(dataset, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         yield process
     finally:
@@ -308,8 +350,9 @@ def test_worker_killed_part_way_loses_nothing(dataset, clean_run, tmp_path):
     out = tmp_path / "out"
     with running(dataset, out) as process:
         wait_for_done(out, process, 1)
-        workers = [p for p in psutil.Process(process.pid).children(recursive=True)
-                   if "spawn_main" in " ".join(p.cmdline())]
+        workers = [
+            p for p in psutil.Process(process.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())
+        ]
         assert len(workers) == 2, [p.cmdline() for p in workers]
         busy = max(workers, key=lambda p: p.cpu_percent(interval=0.5))
         busy.send_signal(signal.SIGKILL)

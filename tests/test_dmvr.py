@@ -1,4 +1,5 @@
 """DMVR: its pure parts (levels of detail, temporal prior, robust PSNR, sRGB) and a smoke-sized video refinement."""
+
 import math
 
 import numpy as np
@@ -80,8 +81,9 @@ def test_edge_maps_of_a_four_spp_render_see_the_hand_not_the_sampling_noise(tmp_
     # The edge term weighs pixels where image and render edges disagree; at DMVR's 4 spp that
     # set must come from the hand's outline and folds, not from Monte Carlo noise. Reference: the
     # same view at 256 spp. Unblurred Canny differs on ~85% as many pixels as the hand has edges.
-    problem = make_sequence_problem(tmp_path, Case("ok", 13, noise_mm=5.0), frames=1,
-                                    scale=Scale(cameras=2, shrink=2, spp=16, texture_size=256))
+    problem = make_sequence_problem(
+        tmp_path, Case("ok", 13, noise_mm=5.0), frames=1, scale=Scale(cameras=2, shrink=2, spp=16, texture_size=256)
+    )
     with torch.no_grad():
         vertices = problem.model(problem.truth[0]).vertices[0]
     surface = HandSurface.of(problem.model)
@@ -89,8 +91,12 @@ def test_edge_maps_of_a_four_spp_render_see_the_hand_not_the_sampling_noise(tmp_
     def encoded(spp: int) -> list[np.ndarray]:
         renderer = Renderer(problem.cameras, surface, RenderSettings(mode="radiance", spp=spp, seed=1))
         with torch.no_grad():
-            rendered = renderer.render(vertices, torch.as_tensor(problem.true_texture), lighting.uniform(1.0),
-                                       backgrounds=[(0.02, 0.02, 0.03)] * 2)
+            rendered = renderer.render(
+                vertices,
+                torch.as_tensor(problem.true_texture),
+                lighting.uniform(1.0),
+                backgrounds=[(0.02, 0.02, 0.03)] * 2,
+            )
         return [srgb_encode(image).numpy() for image in rendered.images]
 
     noisy, clean = [[edge_map(image) for image in encoded(spp)] for spp in (4, 256)]
@@ -102,18 +108,27 @@ def test_edge_maps_of_a_four_spp_render_see_the_hand_not_the_sampling_noise(tmp_
 
 def test_dmvr_schedule_is_the_papers():
     assert [(s.optimise, s.iterations, s.levels) for s in DMVR_SCHEDULE][:2] == [
-        (("environment", "colour"), 10, None), (("texture", "colour"), 10, 2)]
+        (("environment", "colour"), 10, None),
+        (("texture", "colour"), 10, 2),
+    ]
     assert total_iterations(DMVR_SCHEDULE) == 100 and DMVR_SCHEDULE[2].levels is None
 
 
 @pytest.mark.slow
 def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
-    problem = make_sequence_problem(tmp_path, Case("ok", 13, noise_mm=5.0), frames=3,
-                                    scale=Scale(cameras=3, shrink=4, spp=8, texture_size=128))
+    problem = make_sequence_problem(
+        tmp_path, Case("ok", 13, noise_mm=5.0), frames=3, scale=Scale(cameras=3, shrink=4, spp=8, texture_size=128)
+    )
     before = np.mean([geometry_errors(problem.model, i, t)[0] for i, t in zip(problem.initial, problem.truth)])
-    result = refine_sequence(problem.model, problem.cameras, problem.images, problem.initial, problem.times,
-                             DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4),
-                             truth=problem.truth)
+    result = refine_sequence(
+        problem.model,
+        problem.cameras,
+        problem.images,
+        problem.initial,
+        problem.times,
+        DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4),
+        truth=problem.truth,
+    )
     after = np.mean([geometry_errors(problem.model, p, t)[0] for p, t in zip(result.params, problem.truth)])
     assert abs(before - 5.0) < 0.3
     assert after < 0.85 * before, (before, after)
@@ -132,13 +147,31 @@ def test_refine_command_dmvr_writes_every_frame(tmp_path):
     from handlib.interhand import InterHandReader
     from handlib.synth import SynthSettings, synthesize
 
-    data = synthesize(tmp_path / "capture", SynthSettings(cameras=2, gestures=("open", "fist"), frames=3, shrink=4,
-                                                          spp=4, texture_size=64, seed=3), progress=False)
+    data = synthesize(
+        tmp_path / "capture",
+        SynthSettings(cameras=2, gestures=("open", "fist"), frames=3, shrink=4, spp=4, texture_size=64, seed=3),
+        progress=False,
+    )
     frames = sorted(f.frame for f in InterHandReader(data, "test"))
     seq = next(iter(InterHandReader(data, "test"))).seq_name
-    args = ["refine", "--data", str(data), "--capture", "0", "--seq", seq, "--method", "dmvr",
-            "--frames", f"{frames[0]}:{frames[1]}", "--schedule-scale", "0.05", "--out", str(tmp_path / "out"),
-            "--quiet"]
+    args = [
+        "refine",
+        "--data",
+        str(data),
+        "--capture",
+        "0",
+        "--seq",
+        seq,
+        "--method",
+        "dmvr",
+        "--frames",
+        f"{frames[0]}:{frames[1]}",
+        "--schedule-scale",
+        "0.05",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
     assert main(args) == 0
     written = json.loads((tmp_path / "out" / "MANO_NeuralAnnot.json").read_text())["0"]
     assert sorted(map(int, written)) == frames[:2]

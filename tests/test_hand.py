@@ -1,4 +1,5 @@
 """The open hand model through smplx: geometry, joints, shape space, left/right."""
+
 import numpy as np
 import pytest
 import smplx
@@ -36,8 +37,9 @@ def test_zero_pose_reproduces_template(right_flat):
 def test_joints_equal_regressor_outputs(right_flat, generator):
     out = right_flat(params())
     np.testing.assert_allclose(out.joints[0].numpy(), ASSET["J_regressor"] @ ASSET["v_template"] * 1000, atol=1e-3)
-    posed = right_flat(params(hand_pose=0.3 * torch.randn(1, 45, generator=generator),
-                              betas=torch.randn(1, 10, generator=generator)))
+    posed = right_flat(
+        params(hand_pose=0.3 * torch.randn(1, 45, generator=generator), betas=torch.randn(1, 10, generator=generator))
+    )
     regressed = ASSET["J_regressor_ih21"] @ posed.vertices[0].detach().numpy()
     np.testing.assert_allclose(posed.joints21[0].detach().numpy(), regressed, atol=1e-3)
     # The 21-joint regressor is MANO's 16 rows plus one-hot fingertips, reordered.
@@ -80,11 +82,13 @@ def test_shape_components_change_size_smoothly(right_flat):
 
 def test_finger_lengths_follow_shape(right_flat):
     """A shape change alters finger lengths relative to the palm (not only scale)."""
+
     def ratio(out):
         j = out.joints21[0]
         finger = torch.linalg.norm(j[8] - j[11])  # middle tip to middle base
         palm = torch.linalg.norm(j[11] - j[20])  # middle base to wrist
         return float(finger / palm)
+
     ratios = []
     for k in range(10):
         beta = torch.zeros(1, 10)
@@ -100,8 +104,14 @@ def test_left_is_the_mirror_of_right(right_flat, left_flat, generator):
     transl = torch.tensor([[0.1, -0.2, 0.9]])
     flip = torch.tensor([1.0, -1.0, -1.0])  # axis-angle under x -> -x
     right = right_flat(params(hand_pose=pose, global_orient=orient, betas=betas, transl=transl))
-    left = left_flat(params(hand_pose=(pose.reshape(15, 3) * flip).reshape(1, 45),
-                            global_orient=orient * flip, betas=betas, transl=transl * torch.tensor([-1.0, 1, 1])))
+    left = left_flat(
+        params(
+            hand_pose=(pose.reshape(15, 3) * flip).reshape(1, 45),
+            global_orient=orient * flip,
+            betas=betas,
+            transl=transl * torch.tensor([-1.0, 1, 1]),
+        )
+    )
     mirrored = right.vertices * torch.tensor([-1.0, 1.0, 1.0])
     torch.testing.assert_close(left.vertices, mirrored, atol=1e-3, rtol=0)
 
@@ -122,7 +132,7 @@ def test_interhand_joint_order(right_flat):
     assert INTERHAND_JOINTS[20] == "wrist" and INTERHAND_JOINTS[8] == "middle4"
     j = right_flat(params()).joints21[0].numpy()
     for f in range(5):  # per finger tip -> base: distance to the wrist falls
-        dist = np.linalg.norm(j[4 * f:4 * f + 4] - j[20], axis=1)
+        dist = np.linalg.norm(j[4 * f : 4 * f + 4] - j[20], axis=1)
         assert (np.diff(dist) < 0).all(), (f, dist)
     # Across the hand the bases run thumb, index, middle, ring, pinky (radial to ulnar).
     frame = anatomy.palm_frame(right_flat.rest_joints, "right")
@@ -161,8 +171,12 @@ def test_pca_pose_space_matches_axis_angle(generator):
     full = HandModel()
     coeffs = torch.randn(1, 12, generator=generator)
     pose = coeffs @ torch.as_tensor(components[:12])
-    torch.testing.assert_close(pca(HandParams.create(hand_pose=coeffs, pose_dim=12)).vertices,
-                               full(params(hand_pose=pose)).vertices, atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        pca(HandParams.create(hand_pose=coeffs, pose_dim=12)).vertices,
+        full(params(hand_pose=pose)).vertices,
+        atol=1e-3,
+        rtol=0,
+    )
 
 
 def test_uvs_fill_the_square_atlas(right_flat):

@@ -1,5 +1,6 @@
 """InterHand2.6M layout: a hand-written fixture following the published schema, the
 writer's output read back, and every per-frame problem recorded rather than dropped."""
+
 import json
 
 import cv2
@@ -9,8 +10,14 @@ import torch
 
 from handlib.cameras import dome_cameras
 from handlib.hand import HandParams
-from handlib.interhand import (InterHandReader, InterHandWriter, annotation_path, image_relpath, mano_entry,
-                               write_mano_annotations)
+from handlib.interhand import (
+    InterHandReader,
+    InterHandWriter,
+    annotation_path,
+    image_relpath,
+    mano_entry,
+    write_mano_annotations,
+)
 
 ROTATION = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 
@@ -22,26 +29,65 @@ def write_fixture(root, split="test"):
     images = []
     for index, (cam, size) in enumerate([("400262", (334, 512)), ("400263", (512, 334))] * 2):
         frame = 21640 if index < 2 else 21641
-        images.append({"id": index, "file_name": f"Capture0/ROM03_RT_No_Occlusion/cam{cam}/image{frame}.jpg",
-                       "width": size[0], "height": size[1], "capture": 0, "subject": 0,
-                       "seq_name": "ROM03_RT_No_Occlusion", "camera": cam, "frame_idx": frame})
-    annotations = [{"id": i, "image_id": i, "bbox": [10.0, 20.0, 100.0, 120.0], "joint_valid": [[1]] * 42,
-                    "hand_type": "right", "hand_type_valid": 1} for i in range(4)]
-    camera = {"0": {"campos": {"400262": [0.0, 0.0, -1000.0], "400263": [100.0, 0.0, -1000.0]},
-                    "camrot": {"400262": ROTATION, "400263": ROTATION},
-                    "focal": {"400262": [1240.5, 1241.0], "400263": [1238.0, 1237.5]},
-                    "princpt": {"400262": [167.0, 256.0], "400263": [256.0, 167.0]}}}
+        images.append(
+            {
+                "id": index,
+                "file_name": f"Capture0/ROM03_RT_No_Occlusion/cam{cam}/image{frame}.jpg",
+                "width": size[0],
+                "height": size[1],
+                "capture": 0,
+                "subject": 0,
+                "seq_name": "ROM03_RT_No_Occlusion",
+                "camera": cam,
+                "frame_idx": frame,
+            }
+        )
+    annotations = [
+        {
+            "id": i,
+            "image_id": i,
+            "bbox": [10.0, 20.0, 100.0, 120.0],
+            "joint_valid": [[1]] * 42,
+            "hand_type": "right",
+            "hand_type_valid": 1,
+        }
+        for i in range(4)
+    ]
+    camera = {
+        "0": {
+            "campos": {"400262": [0.0, 0.0, -1000.0], "400263": [100.0, 0.0, -1000.0]},
+            "camrot": {"400262": ROTATION, "400263": ROTATION},
+            "focal": {"400262": [1240.5, 1241.0], "400263": [1238.0, 1237.5]},
+            "princpt": {"400262": [167.0, 256.0], "400263": [256.0, 167.0]},
+        }
+    }
     valid = [[1]] * 42
     valid[3] = [0]
-    joints = {"0": {"21640": {"world_coord": np.arange(126.0).reshape(42, 3).tolist(), "joint_valid": valid,
-                              "hand_type": "right", "hand_type_valid": 1},
-                    "21641": {"world_coord": np.ones((42, 3)).tolist(), "joint_valid": [[1]] * 42,
-                              "hand_type": "right", "hand_type_valid": 1}}}
+    joints = {
+        "0": {
+            "21640": {
+                "world_coord": np.arange(126.0).reshape(42, 3).tolist(),
+                "joint_valid": valid,
+                "hand_type": "right",
+                "hand_type_valid": 1,
+            },
+            "21641": {
+                "world_coord": np.ones((42, 3)).tolist(),
+                "joint_valid": [[1]] * 42,
+                "hand_type": "right",
+                "hand_type_valid": 1,
+            },
+        }
+    }
     right = {"pose": [0.1] * 48, "shape": [0.2] * 10, "trans": [0.01, 0.02, 0.03]}
     left = {"pose": [-0.1] * 48, "shape": [0.3] * 10, "trans": [-0.01, 0.02, 0.5]}
     mano = {"0": {"21640": {"right": right, "left": None}, "21641": {"right": None, "left": left}}}
-    for kind, value in (("data", {"images": images, "annotations": annotations}), ("camera", camera),
-                        ("joint_3d", joints), ("MANO_NeuralAnnot", mano)):
+    for kind, value in (
+        ("data", {"images": images, "annotations": annotations}),
+        ("camera", camera),
+        ("joint_3d", joints),
+        ("MANO_NeuralAnnot", mano),
+    ):
         path = annotation_path(root, split, kind)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
@@ -79,16 +125,21 @@ def test_writer_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     truth = {}
     for frame in (5, 9):
-        params = HandParams.create(1, hand_pose=torch.tensor(rng.normal(size=(1, 45)), dtype=torch.float32),
-                                   transl=torch.tensor([[0.0, 0.01 * frame, 0.9]]))
+        params = HandParams.create(
+            1,
+            hand_pose=torch.tensor(rng.normal(size=(1, 45)), dtype=torch.float32),
+            transl=torch.tensor([[0.0, 0.01 * frame, 0.9]]),
+        )
         joints = rng.normal(size=(42, 3)) * 50
         images = {}
         for c in cameras:  # smooth images: JPEG keeps them to within a few levels
-            rows, cols = np.mgrid[0:c.height, 0:c.width]
-            images[c.name] = np.stack([rows * 255 // c.height, cols * 255 // c.width,
-                                       np.full_like(rows, 40 * frame % 255)], -1).astype(np.uint8)
-        writer.add_frame(7, "synthetic_seq", frame, cameras, images, {"right": mano_entry(params), "left": None},
-                         joints, np.ones(42))
+            rows, cols = np.mgrid[0 : c.height, 0 : c.width]
+            images[c.name] = np.stack(
+                [rows * 255 // c.height, cols * 255 // c.width, np.full_like(rows, 40 * frame % 255)], -1
+            ).astype(np.uint8)
+        writer.add_frame(
+            7, "synthetic_seq", frame, cameras, images, {"right": mano_entry(params), "left": None}, joints, np.ones(42)
+        )
         truth[frame] = (params, joints, images)
     writer.close()
     reader = InterHandReader(tmp_path, "val")

@@ -1,4 +1,5 @@
 """SH lighting maths and the closed hand surface."""
+
 import math
 
 import pytest
@@ -23,9 +24,20 @@ def test_sh_basis_is_orthonormal():
 
 def test_irradiance_is_cosine_convolution():
     # Monte Carlo irradiance of an SH environment against the closed form, for a few normals.
-    coefficients = torch.tensor([[1.0, 0.8, 0.6], [0.3, -0.2, 0.1], [0.2, 0.1, -0.3], [-0.1, 0.2, 0.25],
-                                 [0.05, 0.0, 0.1], [0.0, 0.1, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.05],
-                                 [0.05, 0.05, 0.05]], dtype=torch.float64)
+    coefficients = torch.tensor(
+        [
+            [1.0, 0.8, 0.6],
+            [0.3, -0.2, 0.1],
+            [0.2, 0.1, -0.3],
+            [-0.1, 0.2, 0.25],
+            [0.05, 0.0, 0.1],
+            [0.0, 0.1, 0.0],
+            [0.1, 0.0, 0.0],
+            [0.0, 0.0, 0.05],
+            [0.05, 0.05, 0.05],
+        ],
+        dtype=torch.float64,
+    )
     d = sphere_directions(400_000, seed=1)
     radiance = lighting.radiance(coefficients, d)
     for normal in ([0.0, 0.0, 1.0], [0.6, 0.0, 0.8], [-0.48, 0.6, -0.64]):
@@ -70,5 +82,6 @@ def test_surface_refuses_bad_uvs(right_flat):
     with pytest.raises(ValueError, match="shape"):
         HandSurface.create(right_flat.faces, right_flat.uv_corners[:-1], right_flat.num_vertices)
     with pytest.raises(ValueError, match="NaN"):
-        HandSurface.create(right_flat.faces, torch.full_like(right_flat.uv_corners, float("nan")),
-                           right_flat.num_vertices)
+        HandSurface.create(
+            right_flat.faces, torch.full_like(right_flat.uv_corners, float("nan")), right_flat.num_vertices
+        )

@@ -1,4 +1,5 @@
 """Reading MANO model files: official-style pickles without chumpy, safely."""
+
 import importlib.util
 import os
 import pickle

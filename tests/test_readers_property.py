@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hardening import small_model
 from test_interhand import write_fixture
 
 from handlib import mano_io
@@ -28,16 +29,38 @@ from handlib.refine import UnitResult, load_frames, read_images, write_unit_file
 
 DOCUMENTED = (ValueError, FileNotFoundError)  # InputError and UnsafePath are ValueErrors
 EXAMPLES = {"annotations": 300, "json_bytes": 100, "model_bytes": 200, "model_values": 150}
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture,
-                                                        HealthCheck.too_slow]}
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
 
 # Leaves include what an attacker or a broken export would put in a name or a number.
-NASTY = st.sampled_from(["..", "../../escape", "/tmp/abs", "a/../../b", "", ".", "x\x00y", "cam/../..", "NaN",
-                         "1e309", "-1", "Capture0/../../../x.jpg"])
-LEAVES = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-          | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12) | NASTY)
-VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=5)
-                      | st.dictionaries(st.text(max_size=6) | NASTY, inner, max_size=5), max_leaves=12)
+NASTY = st.sampled_from(
+    [
+        "..",
+        "../../escape",
+        "/tmp/abs",
+        "a/../../b",
+        "",
+        ".",
+        "x\x00y",
+        "cam/../..",
+        "NaN",
+        "1e309",
+        "-1",
+        "Capture0/../../../x.jpg",
+    ]
+)
+LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | NASTY
+)
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6) | NASTY, inner, max_size=5),
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +76,9 @@ def _contents(root: Path) -> dict:
 
 def _mutate(value, rng: random.Random, replacement, depth: int = 0):
     """``value`` with one node (chosen by ``rng``, walking down) replaced, deleted or kept as a type mix-up."""
-    children = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) \
-        if isinstance(value, list) else []
+    children = (
+        list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
+    )
     if not children or rng.random() < 0.25 or depth > 6:
         return replacement
     key, child = rng.choice(children)
@@ -93,8 +117,7 @@ def _exercise(root: Path, contents: dict, out: Path) -> None:
 
 @settings(max_examples=EXAMPLES["annotations"], **SETTINGS)
 @given(kind=st.sampled_from(ANNOTATION_KINDS), seed=st.integers(0, 2**32 - 1), replacement=VALUES)
-def test_mutated_annotations_fail_only_with_documented_errors(fixture_root, tmp_path_factory, kind, seed,
-                                                              replacement):
+def test_mutated_annotations_fail_only_with_documented_errors(fixture_root, tmp_path_factory, kind, seed, replacement):
     contents = copy.deepcopy(_contents(fixture_root))
     contents[kind] = _mutate(contents[kind], random.Random(seed), replacement)
     base = tmp_path_factory.mktemp("run")
@@ -109,14 +132,13 @@ def test_mutated_annotations_fail_only_with_documented_errors(fixture_root, tmp_
 
 @settings(max_examples=EXAMPLES["json_bytes"], **SETTINGS)
 @given(kind=st.sampled_from(ANNOTATION_KINDS), cut=st.integers(0, 10**6), noise=st.binary(max_size=40))
-def test_damaged_annotation_files_fail_only_with_documented_errors(fixture_root, tmp_path_factory, kind, cut,
-                                                                   noise):
+def test_damaged_annotation_files_fail_only_with_documented_errors(fixture_root, tmp_path_factory, kind, cut, noise):
     root = tmp_path_factory.mktemp("damaged") / "data"
     shutil.copytree(fixture_root / "annotations", root / "annotations")
     path = annotation_path(root, "test", kind)
     text = path.read_bytes()
     cut %= len(text) + 1
-    path.write_bytes(text[:cut] + noise + text[cut + len(noise):])  # truncated, overwritten or extended
+    path.write_bytes(text[:cut] + noise + text[cut + len(noise) :])  # truncated, overwritten or extended
     try:
         reader = InterHandReader(root, "test")
         for key in reader.keys():
@@ -125,32 +147,28 @@ def test_damaged_annotation_files_fail_only_with_documented_errors(fixture_root,
         pass
 
 
-def _model_bytes() -> bytes:
-    rng = np.random.default_rng(1)
-    v = 12
-    model = {"v_template": rng.normal(size=(v, 3)), "f": rng.integers(0, v, (6, 3)), "weights": rng.random((v, 16)),
-             "J_regressor": rng.random((16, v)), "kintree_table": np.stack([np.arange(16) - 1, np.arange(16)]),
-             "shapedirs": rng.normal(size=(v, 3, 10)), "posedirs": rng.normal(size=(v, 3, 135)),
-             "hands_components": np.eye(45), "hands_mean": np.zeros(45)}
-    return pickle.dumps(model, protocol=2)
-
-
-MODEL = _model_bytes()
+MODEL = pickle.dumps(small_model(12), protocol=2)  # a valid MANO-format pickle, 12 vertices
 
 
 @settings(max_examples=EXAMPLES["model_bytes"], **SETTINGS)
-@given(position=st.integers(0, len(MODEL)), noise=st.binary(min_size=1, max_size=24), mode=st.sampled_from(
-    ["overwrite", "insert", "truncate"]), suffix=st.sampled_from([".pkl", ".npz"]))
-def test_damaged_model_files_load_or_raise_value_error_naming_the_file(tmp_path_factory, position, noise, mode,
-                                                                       suffix):
+@given(
+    position=st.integers(0, len(MODEL)),
+    noise=st.binary(min_size=1, max_size=24),
+    mode=st.sampled_from(["overwrite", "insert", "truncate"]),
+    suffix=st.sampled_from([".pkl", ".npz"]),
+)
+def test_damaged_model_files_load_or_raise_value_error_naming_the_file(tmp_path_factory, position, noise, mode, suffix):
     source = MODEL
     if suffix == ".npz":
         folder = tmp_path_factory.mktemp("npz")
         np.savez(folder / "m.npz", **pickle.loads(MODEL))
         source = (folder / "m.npz").read_bytes()
     position %= len(source) + 1
-    damaged = {"overwrite": source[:position] + noise + source[position + len(noise):],
-               "insert": source[:position] + noise + source[position:], "truncate": source[:position]}[mode]
+    damaged = {
+        "overwrite": source[:position] + noise + source[position + len(noise) :],
+        "insert": source[:position] + noise + source[position:],
+        "truncate": source[:position],
+    }[mode]
     path = tmp_path_factory.mktemp("model") / f"MANO_RIGHT{suffix}"
     path.write_bytes(damaged)
     try:
@@ -178,5 +196,7 @@ def test_an_unmutated_fixture_passes_the_exercise(fixture_root, tmp_path):
     _exercise(fixture_root, _contents(fixture_root), tmp_path / "out")
     written = sorted(str(p.parent.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("metrics.json"))
     # one folder per hand and span: SMVR's frame tasks and DMVR's sequence tasks share them here
-    assert written == ["refinement/Capture0/ROM03_RT_No_Occlusion/left/21641",
-                       "refinement/Capture0/ROM03_RT_No_Occlusion/right/21640"]
+    assert written == [
+        "refinement/Capture0/ROM03_RT_No_Occlusion/left/21641",
+        "refinement/Capture0/ROM03_RT_No_Occlusion/right/21640",
+    ]

@@ -43,7 +43,7 @@ def polygon_mask(camera, vertices, faces, supersample=8):
 
 
 def moments(mask):
-    rows, cols = np.mgrid[0:mask.shape[0], 0:mask.shape[1]] + 0.5
+    rows, cols = np.mgrid[0 : mask.shape[0], 0 : mask.shape[1]] + 0.5
     total = mask.sum()
     return np.array([(mask * cols).sum() / total, (mask * rows).sum() / total])
 
@@ -73,10 +73,13 @@ def test_silhouette_matches_opencv_projection(scene):
 def test_raster_and_raytrace_agree_on_reflectance(scene):
     surface, vertices, cameras = scene
     texture = checker()
-    out = {g: Renderer(cameras, surface, RenderSettings(generator=g, spp=32)).render(vertices, texture)
-           for g in ("raytrace", "raster")}
-    for traced, rastered, a, b in zip(out["raytrace"].images, out["raster"].images,
-                                      out["raytrace"].alphas, out["raster"].alphas):
+    out = {
+        g: Renderer(cameras, surface, RenderSettings(generator=g, spp=32)).render(vertices, texture)
+        for g in ("raytrace", "raster")
+    }
+    for traced, rastered, a, b in zip(
+        out["raytrace"].images, out["raster"].images, out["raytrace"].alphas, out["raster"].alphas
+    ):
         inside = (a > 0.999) & (b > 0.999)
         assert inside.sum() > 300
         assert (traced - rastered).abs()[inside].mean() < 0.01
@@ -86,8 +89,9 @@ def test_raster_and_raytrace_agree_on_reflectance(scene):
 def uv_sphere(rings=16, radius=60.0):
     theta = np.linspace(0, np.pi, rings + 1)[1:-1]
     phi = np.linspace(0, 2 * np.pi, 2 * rings, endpoint=False)
-    ring = [[radius * np.sin(t) * np.cos(p), radius * np.sin(t) * np.sin(p), radius * np.cos(t)]
-            for t in theta for p in phi]
+    ring = [
+        [radius * np.sin(t) * np.cos(p), radius * np.sin(t) * np.sin(p), radius * np.cos(t)] for t in theta for p in phi
+    ]
     vertices = np.array([[0, 0, radius], *ring, [0, 0, -radius]])
     n, faces = 2 * rings, []
 
@@ -110,8 +114,12 @@ def test_radiance_matches_closed_form_sh_shading():
     cameras = dome_cameras(3, [0, 0, 0], radius=600.0, size=(64, 96), focal=(300.0, 300.0), jitter_px=8.0)
     light = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.5]])
     texture = torch.full((4, 4, 3), 0.8)
-    out = {g: Renderer(cameras, surface, RenderSettings(mode="radiance", generator=g, spp=64))
-           .render(vertices, texture, light) for g in ("raytrace", "raster")}
+    out = {
+        g: Renderer(cameras, surface, RenderSettings(mode="radiance", generator=g, spp=64)).render(
+            vertices, texture, light
+        )
+        for g in ("raytrace", "raster")
+    }
     for traced, rastered, alpha in zip(out["raytrace"].images, out["raster"].images, out["raster"].alphas):
         inside = alpha > 0.999
         assert torch.allclose(traced[inside].mean(0), rastered[inside].mean(0), rtol=0.02)
@@ -122,10 +130,12 @@ def test_radiance_matches_closed_form_sh_shading():
 def test_background_colour_and_image(scene, generator):
     surface, vertices, cameras = scene
     rng = np.random.default_rng(0)
-    backgrounds = [(0.1, 0.5, 0.9), None] + [rng.uniform(size=(c.height, c.width, 3)).astype(np.float32)
-                                             for c in cameras[2:]]
+    backgrounds = [(0.1, 0.5, 0.9), None] + [
+        rng.uniform(size=(c.height, c.width, 3)).astype(np.float32) for c in cameras[2:]
+    ]
     out = Renderer(cameras, surface, RenderSettings(generator=generator, spp=8)).render(
-        vertices, checker(), backgrounds=backgrounds)
+        vertices, checker(), backgrounds=backgrounds
+    )
     for image, alpha, background in zip(out.images, out.alphas, backgrounds):
         empty = alpha == 0
         expected = torch.zeros(3) if background is None else torch.as_tensor(background)
@@ -159,8 +169,7 @@ def test_bad_input_is_refused(scene):
     with pytest.raises(ValueError, match="Background"):
         renderer.render(vertices, texture, backgrounds=[np.zeros((5, 5, 3))])
     with pytest.raises(ValueError, match="behind"):
-        renderer.render(vertices - torch.as_tensor(vertices.mean(0) - cameras[0].campos, dtype=torch.float32),
-                        texture)
+        renderer.render(vertices - torch.as_tensor(vertices.mean(0) - cameras[0].campos, dtype=torch.float32), texture)
     with pytest.raises(ValueError, match="radiance mode needs"):
         Renderer(cameras[:1], surface, RenderSettings(mode="radiance", spp=1)).render(vertices, texture)
     with pytest.raises(ValueError, match="mode must be"):

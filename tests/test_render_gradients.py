@@ -4,6 +4,7 @@ The losses are fixed smooth weightings of the images, so their derivatives mix
 silhouette, occlusion and interior terms. Finite differences use the same seeds on
 both sides (common random numbers); gradients average a few seeds.
 """
+
 import math
 
 import numpy as np
@@ -34,10 +35,16 @@ def setup(right_flat):
     cameras = dome_cameras(2, vertices.mean(0).numpy(), size=(84, 128), focal=(310.0, 305.0), jitter_px=6.0, seed=5)
     weights = []
     for index, camera in enumerate(cameras):
-        rows, cols = np.mgrid[0:camera.height, 0:camera.width]
+        rows, cols = np.mgrid[0 : camera.height, 0 : camera.width]
         ramp = 1.0 + 2.0 * cols / camera.width + rows / camera.height
-        ripple = np.stack([1.0 + 0.3 * np.sin(2 * math.pi * (cols / camera.width * 1.3 + rows / camera.height * 0.7)
-                                              + phase + index) for phase in (0.0, 2.0, 4.0)], -1)
+        ripple = np.stack(
+            [
+                1.0
+                + 0.3 * np.sin(2 * math.pi * (cols / camera.width * 1.3 + rows / camera.height * 0.7) + phase + index)
+                for phase in (0.0, 2.0, 4.0)
+            ],
+            -1,
+        )
         weights.append(torch.tensor(ramp[..., None] * ripple, dtype=torch.float32))
     # A colour that varies smoothly over the hand, baked into its atlas: no seams, so every
     # image discontinuity is a geometric edge (the only kind projective sampling handles).
@@ -55,8 +62,10 @@ def objective(renderer, weights, seed, **inputs):
 
 
 def check(gradient, finite_difference, mode="reflectance"):
-    print(f"gradient {gradient:.4g}, finite difference {finite_difference:.4g}, "
-          f"relative error {abs(gradient - finite_difference) / abs(finite_difference):.3f}")
+    print(
+        f"gradient {gradient:.4g}, finite difference {finite_difference:.4g}, "
+        f"relative error {abs(gradient - finite_difference) / abs(finite_difference):.3f}"
+    )
     assert math.copysign(1, gradient) == math.copysign(1, finite_difference), (gradient, finite_difference)
     assert abs(gradient - finite_difference) <= TOLERANCE[mode] * abs(finite_difference), (gradient, finite_difference)
 
@@ -125,7 +134,7 @@ def test_texel_region_gradient(setup):
     u, v = surface.uv_corners[0, 0].tolist()
     row, col = int(v * texture.shape[0]), int(u * texture.shape[1])
     region = torch.zeros_like(texture)
-    region[max(row - 8, 0):row + 8, max(col - 8, 0):col + 8] = 1.0
+    region[max(row - 8, 0) : row + 8, max(col - 8, 0) : col + 8] = 1.0
 
     def inputs(s):
         return {"vertices": vertices, "texture": texture + s * region}

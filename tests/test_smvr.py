@@ -3,6 +3,7 @@
 The refinement case (gesture "three", seed 7, 4 cameras at a quarter of the resolution)
 is not the one the default learning rates were chosen on ("open", seed 0, 8 cameras).
 """
+
 import json
 
 import numpy as np
@@ -29,8 +30,9 @@ def test_error_functions():
     assert abs(d[values.argmax()].item() - 0.5) < 0.011
     assert torch.autograd.gradcheck(lambda x: losses.occlusion_aware(o, x), (r,))
     j = torch.tensor([0.0, 3.0, 10.0], dtype=torch.float64, requires_grad=True)
-    assert torch.allclose(losses.smooth_l1(torch.zeros(3, dtype=torch.float64), j),
-                          torch.tensor([0.0, 0.9, 7.5], dtype=torch.float64))
+    assert torch.allclose(
+        losses.smooth_l1(torch.zeros(3, dtype=torch.float64), j), torch.tensor([0.0, 0.9, 7.5], dtype=torch.float64)
+    )
     assert torch.autograd.gradcheck(lambda x: losses.smooth_l1(torch.zeros(3, dtype=torch.float64), x), (j,))
 
 
@@ -44,16 +46,27 @@ def test_paper_schedule_has_230_iterations():
 
 @pytest.mark.slow
 def test_smoke_refinement_reduces_vertex_error(tmp_path):
-    out = synthesize(tmp_path, SynthSettings(cameras=4, gestures=("three",), shrink=4, spp=8, texture_size=256,
-                                             noise_mm=5.0, seed=7), progress=False)
+    out = synthesize(
+        tmp_path,
+        SynthSettings(cameras=4, gestures=("three",), shrink=4, spp=8, texture_size=256, noise_mm=5.0, seed=7),
+        progress=False,
+    )
     frame = next(iter(InterHandReader(out, "test")))
     truth = HandParams.from_interhand(
-        json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())["0"][str(frame.frame)]["right"])
+        json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())["0"][str(frame.frame)]["right"]
+    )
     model = HandModel("right")
     cameras = list(frame.cameras.values())
-    result = refine_frame(model, cameras, [frame.image(c.name) for c in cameras], frame.hand_params("right"),
-                          torch.tensor(frame.joints[:21]), torch.tensor(frame.joint_valid[:21]),
-                          SMVRSettings(schedule=scaled(SMVR_SCHEDULE, 0.25), texture_size=256), truth=truth)
+    result = refine_frame(
+        model,
+        cameras,
+        [frame.image(c.name) for c in cameras],
+        frame.hand_params("right"),
+        torch.tensor(frame.joints[:21]),
+        torch.tensor(frame.joint_valid[:21]),
+        SMVRSettings(schedule=scaled(SMVR_SCHEDULE, 0.25), texture_size=256),
+        truth=truth,
+    )
     with torch.no_grad():
         before = (model(frame.hand_params("right")).vertices - model(truth).vertices).norm(dim=-1).mean().item()
         after = (model(result.params).vertices - model(truth).vertices).norm(dim=-1).mean().item()
@@ -69,11 +82,28 @@ def test_smoke_refinement_reduces_vertex_error(tmp_path):
 def test_refine_command_writes_interhand_annotations(tmp_path):
     from handlib.cli import main
 
-    data = synthesize(tmp_path / "capture", SynthSettings(cameras=3, gestures=("fist",), shrink=4, spp=4,
-                                                          texture_size=64, seed=2), progress=False)
+    data = synthesize(
+        tmp_path / "capture",
+        SynthSettings(cameras=3, gestures=("fist",), shrink=4, spp=4, texture_size=64, seed=2),
+        progress=False,
+    )
     frame = next(iter(InterHandReader(data, "test")))
-    args = ["refine", "--data", str(data), "--capture", "0", "--seq", frame.seq_name, "--frame", str(frame.frame),
-            "--schedule-scale", "0.05", "--out", str(tmp_path / "out"), "--quiet"]
+    args = [
+        "refine",
+        "--data",
+        str(data),
+        "--capture",
+        "0",
+        "--seq",
+        frame.seq_name,
+        "--frame",
+        str(frame.frame),
+        "--schedule-scale",
+        "0.05",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
     assert main(args) == 0
     written = json.loads((tmp_path / "out" / "MANO_NeuralAnnot.json").read_text())
     refined = HandParams.from_interhand(written["0"][str(frame.frame)]["right"])

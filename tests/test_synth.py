@@ -1,4 +1,5 @@
 """Synthetic captures: reproducible, readable by the InterHand2.6M reader, noise as requested."""
+
 import json
 
 import numpy as np
@@ -18,8 +19,9 @@ TINY = dict(cameras=3, shrink=4, texture_size=64, spp=2)
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
     out = tmp_path_factory.mktemp("capture")
-    settings = SynthSettings(gestures=("open", "point"), frames=3, noise_mm=4.0, seed=3, occluded_views=0.5,
-                             colour_response=0.02, **TINY)
+    settings = SynthSettings(
+        gestures=("open", "point"), frames=3, noise_mm=4.0, seed=3, occluded_views=0.5, colour_response=0.02, **TINY
+    )
     return synthesize(out, settings, progress=False), settings
 
 
@@ -78,7 +80,7 @@ def test_gestures_are_distinct_and_fist_curls():
     assert len(GESTURES) >= 8
     names = list(poses)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert np.abs(poses[a] - poses[b]).max() > 0.1, (a, b)
 
     def tip_to_wrist(name):
@@ -115,6 +117,23 @@ def test_bad_settings_and_cli(tmp_path, capsys):
         SynthSettings(gestures=("wave",))
     assert main(["synth", "--out", str(tmp_path / "x"), "--gestures", "open,wave"]) == 2
     assert "Unknown gesture" in capsys.readouterr().err
-    assert main(["synth", "--out", str(tmp_path / "c"), "--cameras", "2", "--shrink", "4", "--texture-size", "32",
-                 "--spp", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "c"),
+                "--cameras",
+                "2",
+                "--shrink",
+                "4",
+                "--texture-size",
+                "32",
+                "--spp",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(list(InterHandReader(tmp_path / "c", "test"))) == 1

