@@ -13,6 +13,9 @@ STAMPS := .make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Dr.Jit's CPU backend needs libLLVM; 15 crashes, 19 works (see DESIGN notes / handlib.backend).
 LLVM_PKG := libllvm19
+LIBLLVM_GLOB ?= /usr/lib/*/libLLVM-19.so* /usr/lib/llvm-19/lib/libLLVM*.so*
+APT_GET ?= apt-get
+APT_CACHE ?= apt-cache
 
 .PHONY: test book system clean
 
@@ -31,18 +34,18 @@ book: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
 system: $(STAMPS)/system
 $(STAMPS)/system:
 	@mkdir -p $(STAMPS)
-	@if ! ls /usr/lib/*/libLLVM-19.so* /usr/lib/llvm-19/lib/libLLVM*.so* >/dev/null 2>&1 \
+	@if ! ls $(LIBLLVM_GLOB) >/dev/null 2>&1 \
 	    || ! $(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1; then \
 	  echo "Installing $(LLVM_PKG) and python3-venv with apt"; \
-	  $(SUDO) apt-get update -qq || exit 1; \
-	  if ! apt-cache show $(LLVM_PKG) >/dev/null 2>&1; then \
+	  $(SUDO) $(APT_GET) update -qq || exit 1; \
+	  if ! $(APT_CACHE) show $(LLVM_PKG) >/dev/null 2>&1; then \
 	    echo "error: this distribution's repositories have no $(LLVM_PKG) (Mitsuba's CPU variant needs libLLVM 16-21;" >&2; \
 	    echo "  15 and older crash it). Either enable your distribution's backports (e.g. Debian bookworm-backports," >&2; \
 	    echo "  or Ubuntu's universe) and run make again, or use the conda route: conda env create -f environment.yml" >&2; \
 	    echo "  (conda-forge's libllvm19), or set DRJIT_LIBLLVM_PATH to a libLLVM 16-21 you have." >&2; \
 	    exit 1; \
 	  fi; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(LLVM_PKG) python3-venv >/dev/null || exit 1; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) $(APT_GET) install -y -qq $(LLVM_PKG) python3-venv >/dev/null || exit 1; \
 	fi
 	@touch $@
 

@@ -366,3 +366,37 @@ def test_import_has_no_side_effect_and_pure_modules_need_no_renderer():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
     assert result.returncode != 0 and "Unsupported Mitsuba variant 'bogus_rgb'" in result.stderr
+
+
+# ---- install -----------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_makefile_names_no_package_host():
+    lines = [line for line in (ROOT / "Makefile").read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in lines if "://" in line or "curl " in line or "wget " in line]
+
+
+def test_without_libllvm19_in_the_repositories_make_says_what_to_do(tmp_path):
+    """The system step on a distribution whose apt has no libllvm19 (apt stood in for by `true`
+    and `false`): it stops, naming backports, the conda route and DRJIT_LIBLLVM_PATH."""
+    result = subprocess.run(
+        [
+            "make",
+            "-s",
+            "system",
+            f"STAMPS={tmp_path}",
+            "LIBLLVM_GLOB=/nonexistent/libLLVM-19.so",
+            "SUDO=",
+            "APT_GET=true",
+            "APT_CACHE=false",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and not (tmp_path / "system").exists()
+    for hint in ("no libllvm19", "backports", "conda env create -f environment.yml", "DRJIT_LIBLLVM_PATH"):
+        assert hint in result.stderr, result.stderr

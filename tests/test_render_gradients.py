@@ -6,6 +6,9 @@ both sides (common random numbers); gradients average a few seeds.
 """
 
 import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -30,6 +33,11 @@ DIFFERENCE_SEEDS = tuple(range(100, 108))  # finite differences are the noisier 
 
 @pytest.fixture(scope="module")
 def setup(right_flat):
+    return make_setup(right_flat)
+
+
+def make_setup(right_flat):
+    """The scene every gradient check shares: a posed hand, two cameras, smooth image weights."""
     params = HandParams.create(1, hand_pose=torch.full((1, 45), 0.1))
     vertices = right_flat(params).vertices[0].detach()
     cameras = dome_cameras(2, vertices.mean(0).numpy(), size=(84, 128), focal=(310.0, 305.0), jitter_px=6.0, seed=5)
@@ -70,25 +78,35 @@ def check(gradient, finite_difference, mode="reflectance"):
     assert abs(gradient - finite_difference) <= TOLERANCE[mode] * abs(finite_difference), (gradient, finite_difference)
 
 
-def gradient_and_fd(make_inputs, renderer, weights, step):
-    """d objective / d s at s = 0, by autograd and by central differences."""
+@dataclass
+class Check:
+    """One gradient check: d objective / d s at s = 0 for ``inputs(s)`` rendered by ``renderer``."""
+
+    renderer: Renderer
+    inputs: Callable[[torch.Tensor], dict]
+    weights: list
+    step: float
+    mode: str = "reflectance"
+
+
+def gradient_and_fd(case: Check, seed_offset: int = 0) -> tuple[float, float]:
+    """d objective / d s at s = 0, by autograd and by central differences; ``seed_offset`` shifts
+    every Monte Carlo seed (``benchmarks/test_margins.py`` measures the spread over offsets)."""
     gradient = 0.0
     for seed in GRADIENT_SEEDS:
         s = torch.zeros((), requires_grad=True)
-        value = objective(renderer, weights, seed, **make_inputs(s))
+        value = objective(case.renderer, case.weights, seed + seed_offset, **case.inputs(s))
         gradient += torch.autograd.grad(value, s)[0].item() / len(GRADIENT_SEEDS)
     fd = 0.0
     with torch.no_grad():
         for seed in DIFFERENCE_SEEDS:
-            plus = objective(renderer, weights, seed, **make_inputs(torch.tensor(step)))
-            minus = objective(renderer, weights, seed, **make_inputs(torch.tensor(-step)))
-            fd += (plus - minus).item() / (2 * step) / len(DIFFERENCE_SEEDS)
+            plus = objective(case.renderer, case.weights, seed + seed_offset, **case.inputs(torch.tensor(case.step)))
+            minus = objective(case.renderer, case.weights, seed + seed_offset, **case.inputs(torch.tensor(-case.step)))
+            fd += (plus - minus).item() / (2 * case.step) / len(DIFFERENCE_SEEDS)
     return gradient, fd
 
 
-@pytest.mark.parametrize("mode", ["reflectance", "radiance"])
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_translation_gradient(setup, mode, axis):
+def translation_check(setup, right_flat, mode: str, axis: int) -> Check:
     surface, _, vertices, cameras, weights, texture, light = setup
     settings = RenderSettings(mode=mode, spp=32 if mode == "reflectance" else 64, silhouette_spp=4)
     renderer = Renderer(cameras, surface, settings)
@@ -110,10 +128,10 @@ def test_translation_gradient(setup, mode, axis):
         return {"vertices": vertices + s * direction, "texture": texture, "light": light}
 
     # 2 mm: at 1 mm the finite difference's seed-to-seed spread was +-25% (the gradient's 4%).
-    check(*gradient_and_fd(inputs, renderer, weights, step=2.0), mode)
+    return Check(renderer, inputs, weights, 2.0, mode)
 
 
-def test_shape_gradient(setup, right_flat):
+def shape_check(setup, right_flat) -> Check:
     surface, params, _, cameras, weights, texture, light = setup
     renderer = Renderer(cameras, surface, RenderSettings(spp=32))
 
@@ -123,10 +141,10 @@ def test_shape_gradient(setup, right_flat):
         shaped = HandParams(params.global_orient, params.hand_pose, betas, params.transl)
         return {"vertices": right_flat(shaped).vertices[0], "texture": texture}
 
-    check(*gradient_and_fd(inputs, renderer, weights, step=0.2))
+    return Check(renderer, inputs, weights, 0.2)
 
 
-def test_texel_region_gradient(setup):
+def texel_check(setup, right_flat) -> Check:
     surface, _, vertices, cameras, weights, texture, light = setup
     renderer = Renderer(cameras, surface, RenderSettings(spp=32))
     # A 16x16-texel block of the atlas around the UV of the back of the hand (the first
@@ -139,11 +157,10 @@ def test_texel_region_gradient(setup):
     def inputs(s):
         return {"vertices": vertices, "texture": texture + s * region}
 
-    check(*gradient_and_fd(inputs, renderer, weights, step=0.1))
+    return Check(renderer, inputs, weights, 0.1)
 
 
-@pytest.mark.parametrize("coefficient", [0, 2])
-def test_sh_coefficient_gradient(setup, coefficient):
+def sh_check(setup, right_flat, coefficient: int) -> Check:
     surface, _, vertices, cameras, weights, texture, light = setup
     renderer = Renderer(cameras, surface, RenderSettings(mode="radiance", spp=32))
     direction = torch.zeros_like(light)
@@ -152,7 +169,26 @@ def test_sh_coefficient_gradient(setup, coefficient):
     def inputs(s):
         return {"vertices": vertices, "texture": texture, "light": light + s * direction}
 
-    check(*gradient_and_fd(inputs, renderer, weights, step=0.1), "radiance")
+    return Check(renderer, inputs, weights, 0.1, "radiance")
+
+
+#: Every check by name, for the tests below and for the spread measurement.
+CHECKS = {
+    **{
+        f"translation-{m}-{a}": partial(translation_check, mode=m, axis=a)
+        for m in ("reflectance", "radiance")
+        for a in (0, 1, 2)
+    },
+    "shape": shape_check,
+    "texel-region": texel_check,
+    **{f"sh-{c}": partial(sh_check, coefficient=c) for c in (0, 2)},
+}
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_gradient_matches_finite_differences(setup, right_flat, name):
+    case = CHECKS[name](setup, right_flat)
+    check(*gradient_and_fd(case), case.mode)
 
 
 def test_raster_misses_the_silhouette_gradient_that_the_ray_tracer_has(setup):
@@ -171,7 +207,7 @@ def test_raster_misses_the_silhouette_gradient_that_the_ray_tracer_has(setup):
         def inputs(s):
             return {"vertices": vertices + s * sideways, "texture": texture, "backgrounds": [(0.2, 0.2, 0.2)]}
 
-        results[generator] = gradient_and_fd(inputs, renderer, [ramp], step=2.0)
+        results[generator] = gradient_and_fd(Check(renderer, inputs, [ramp], 2.0))
     traced, fd = results["raytrace"]
     rastered, raster_fd = results["raster"]
     check(traced, fd)
