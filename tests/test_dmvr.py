@@ -114,6 +114,8 @@ def test_edge_maps_of_a_four_spp_render_see_the_hand_not_the_sampling_noise(tmp_
     # same view at 256 spp. Unblurred Canny differs on ~85% as many pixels as the hand has edges.
     outline, differing = edge_disagreement(edge_problem(tmp_path))
     assert outline > 1000  # the hand's edges are found at all
+    # Over render seeds 1-8 (benchmarks/test_margins.py): differing / outline 0.21 +- 0.048, worst
+    # 0.27; the bound 0.45 is 5.1 sd away, and the unblurred edge map (0.84) fails it.
     assert differing < 0.45 * outline
 
 
@@ -153,7 +155,9 @@ def smoke_video_refinement(problem, seed: int = 0):
 def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     before, after, result = smoke_video_refinement(smoke_video(tmp_path))
     assert abs(before - 5.0) < 0.3
-    assert after < 0.85 * before, (before, after)
+    # Measured over Monte Carlo seeds 0-7 (benchmarks/test_margins.py): after / before 0.50 +- 0.027,
+    # worst 0.53; the bound 0.7 is 7.2 sd away (it was 0.85, 12.7 sd: looser than it needed to be).
+    assert after < 0.7 * before, (before, after)
     assert not result.diverged and len(result.history) == 12
     assert result.texture.shape == (128, 128, 3) and math.isfinite(result.history[-1]["prior"])
     # One shape for the video.

@@ -21,12 +21,15 @@ from handlib.render import Renderer, RenderSettings
 from handlib.surface import HandSurface
 from handlib.texture import bake_vertex_colours
 
-#: Relative tolerance of a gradient against its finite difference. Radiance mode is
-#: noisier (the environment is sampled too): measured per-seed spread of a translation
-#: gradient at 32 spp was 5% of its value in reflectance mode, 28% in radiance mode.
 pytestmark = pytest.mark.slow
 
-TOLERANCE = {"reflectance": 0.2, "radiance": 0.3}
+#: Relative tolerance of a gradient against its finite difference, from the spread of
+#: |g - fd| / |fd| over 8 seed sets (`benchmarks/test_margins.py`, `test_margins.csv`; a run with
+#: fixed seeds varies less, Dr.Jit's sums being the only difference). Reflectance: worst check
+#: shape, 0.017 +- 0.011 (translation 0.018 +- 0.006, texels 0.003 +- 0.002): 0.08 is >= 5.8 sd
+#: above every mean. Radiance (the environment is sampled too): worst translation along x,
+#: 0.093 +- 0.019 (y 0.035 +- 0.015, z 0.034 +- 0.010, SH 0.007 +- 0.005): 0.2 is >= 5.8 sd above.
+TOLERANCE = {"reflectance": 0.08, "radiance": 0.2}
 GRADIENT_SEEDS = (11, 12, 13)
 DIFFERENCE_SEEDS = tuple(range(100, 108))  # finite differences are the noisier estimate
 

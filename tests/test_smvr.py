@@ -92,10 +92,12 @@ def smoke_refinement(case: dict, seed: int = 0) -> tuple[float, float, SMVRResul
 def test_smoke_refinement_reduces_vertex_error(tmp_path):
     before, after, result = smoke_refinement(smoke_frame(tmp_path))
     assert abs(before - 5.0) < 0.3
-    assert after < 0.85 * before, (before, after)  # measured: 5.1 -> 3.85 mm with 57 iterations
-    # At this size (4 views of 83x128, 4 spp) the backprojection error is noise-limited: two runs
-    # gave 6.37 -> 6.19 and 6.37 -> 6.43 (Dr.Jit's parallel gradient sums are not bit-reproducible).
-    assert result.history[-1]["backprojection"] < 1.05 * result.history[0]["backprojection"]
+    # Measured over Monte Carlo seeds 0-7 (benchmarks/test_margins.py): after / before 0.61 +- 0.045,
+    # worst 0.68, so the bound 0.85 is 5.3 sd away; the backprojection error's last / first ratio
+    # 0.794 +- 0.013, worst 0.815, so 0.9 is 8.4 sd away (it was 1.05: a refinement that made the
+    # images match worse passed).
+    assert after < 0.85 * before, (before, after)
+    assert result.history[-1]["backprojection"] < 0.9 * result.history[0]["backprojection"]
     assert not result.diverged and len(result.history) == 57
 
 
