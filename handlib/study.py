@@ -72,24 +72,33 @@ class Problem:
     truth: HandParams
 
 
+def synth_settings(
+    case: Case, scale: Scale, gestures: tuple[str, ...], frames: int = 1, motion: tuple[float, float] = (0.0, 1.0)
+) -> SynthSettings:
+    """The synthetic capture of ``case`` (its noise, subject, occlusion) at ``scale``."""
+    return SynthSettings(
+        cameras=scale.cameras,
+        gestures=gestures,
+        frames=frames,
+        motion=motion,
+        noise_mm=case.noise_mm,
+        seed=case.subject,
+        spp=scale.spp,
+        texture_size=scale.texture_size,
+        shrink=scale.shrink,
+        occluded_views=case.occluded,
+        directional_light=scale.directional_light,
+        colour_response=scale.colour_response,
+    )
+
+
 def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Problem:
     """Synthesise ``case`` under ``root`` (one frame, right hand) and load it as a refinement would."""
     out = Path(root) / f"{case.key}_{abs(hash(scale)) % 10**8}"
     if not (out / "ground_truth" / "scene.json").is_file():
         synthesize(
             out,
-            SynthSettings(
-                cameras=scale.cameras,
-                gestures=(case.gesture,),
-                noise_mm=case.noise_mm,
-                seed=case.subject,
-                spp=scale.spp,
-                texture_size=scale.texture_size,
-                shrink=scale.shrink,
-                occluded_views=case.occluded,
-                directional_light=scale.directional_light,
-                colour_response=scale.colour_response,
-            ),
+            synth_settings(case, scale, gestures=(case.gesture,)),
             progress=False,
         )
     frame = next(iter(InterHandReader(out, "test")))
@@ -139,20 +148,7 @@ def make_sequence_problem(
     if not (out / "ground_truth" / "scene.json").is_file():
         synthesize(
             out,
-            SynthSettings(
-                cameras=scale.cameras,
-                gestures=gestures,
-                frames=frames,
-                motion=motion,
-                noise_mm=case.noise_mm,
-                seed=case.subject,
-                spp=scale.spp,
-                texture_size=scale.texture_size,
-                shrink=scale.shrink,
-                occluded_views=case.occluded,
-                directional_light=scale.directional_light,
-                colour_response=scale.colour_response,
-            ),
+            synth_settings(case, scale, gestures=gestures, frames=frames, motion=motion),
             progress=False,
         )
     reader = InterHandReader(out, "test")
