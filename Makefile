@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Dr.Jit's CPU backend needs libLLVM; 15 crashes, 19 works (see DESIGN notes / handlib.backend).
+# Dr.Jit's CPU backend needs libLLVM; 15 crashes, 19 works (see DESIGN notes / handlib.rendering.backend).
 LLVM_PKG := libllvm19
 LIBLLVM_GLOB ?= /usr/lib/*/libLLVM-19.so* /usr/lib/llvm-19/lib/libLLVM*.so*
 APT_GET ?= apt-get
@@ -26,7 +26,7 @@ test: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
 	$(PY) -m pytest -q
 
 book: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
-	$(PY) -m handlib.book $(if $(PROFILE),--profile $(PROFILE))
+	$(PY) -m handlib.experiments.book $(if $(PROFILE),--profile $(PROFILE))
 	@echo "Open book/_build/html/index.html"
 
 # System packages: libLLVM 19 for Mitsuba's CPU variant, venv support for Python. A distribution
@@ -59,7 +59,7 @@ $(STAMPS)/chromium: | $(STAMPS)/system
 	@touch $@
 
 # MathJax through npm, the npm registry's client (installed with apt when missing), so the book's
-# equations render offline; handlib.book checks the tarball's sha256 before unpacking it.
+# equations render offline; handlib.experiments.book checks the tarball's sha256 before unpacking it.
 $(STAMPS)/mathjax-3.2.2.tgz: | $(STAMPS)/system
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  echo "Installing npm with apt"; \

@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=Path(__file__).with_name("dataset_scaling.csv"))
     args = parser.parse_args()
 
-    from handlib.dataset import Cluster, run_dataset
-    from handlib.refine import Options
-    from handlib.synth import SynthSettings, synthesize
+    from handlib.data.synth import SynthSettings, synthesize
+    from handlib.pipeline.dataset import Cluster, run_dataset
+    from handlib.pipeline.refine import Options
 
     work = Path(tempfile.mkdtemp())
     data = synthesize(

@@ -32,9 +32,9 @@ def run_one(config: dict) -> dict:
     import torch
 
     import handlib
-    from handlib.dmvr import DMVRSettings, refine_sequence
-    from handlib.schedule import DMVR_GROUPS, Stage
-    from handlib.study import Case, Scale, make_sequence_problem
+    from handlib.experiments.study import Case, Scale, make_sequence_problem
+    from handlib.methods.dmvr import DMVRSettings, refine_sequence
+    from handlib.methods.schedule import DMVR_GROUPS, Stage
 
     problem = make_sequence_problem(
         tempfile.mkdtemp(),

@@ -65,13 +65,13 @@ def run_one(config: dict) -> dict:
     import torch
 
     import handlib
-    from handlib import lighting
-    from handlib.cameras import dome_cameras, film_space
-    from handlib.hand import HandModel, HandParams
-    from handlib.raster import first_hits, sample_positions
-    from handlib.render import Renderer, RenderSettings
-    from handlib.surface import HandSurface
-    from handlib.texture import model_skin_texture
+    from handlib.geometry.cameras import dome_cameras, film_space
+    from handlib.geometry.surface import HandSurface
+    from handlib.model.hand import HandModel, HandParams
+    from handlib.rendering import lighting
+    from handlib.rendering.raster import first_hits, sample_positions
+    from handlib.rendering.renderer import Renderer, RenderSettings
+    from handlib.rendering.texture import model_skin_texture
 
     hand = HandModel("right")
     surface = HandSurface.of(hand)
@@ -110,7 +110,7 @@ def run_one(config: dict) -> dict:
         times.append(time.perf_counter() - start)
 
     # Plain primary rays at the same mesh, same count: views x pixels x spp.
-    scene, params = renderer._coverage, renderer._coverage_params
+    scene, params = renderer.coverage.scene, renderer.coverage.params
     views = [
         (
             camera,

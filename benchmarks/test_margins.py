@@ -48,7 +48,7 @@ def summarise(name: str, values: list[float], bound: float, above: bool) -> dict
 def gradients(seeds: int) -> list[dict]:
     import test_render_gradients as trg
 
-    from handlib.hand import HandModel
+    from handlib.model.hand import HandModel
 
     model = HandModel("right", flat_hand_mean=True)
     setup = trg.make_setup(model)

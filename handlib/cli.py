@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from handlib.synth import SynthSettings, synthesize
+    from handlib.data.synth import SynthSettings, synthesize
 
     gestures = tuple(name.strip() for name in args.gestures.split(",") if name.strip())
     try:
@@ -36,8 +36,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _refine(args: argparse.Namespace) -> int:
-    from handlib.interhand import InterHandReader, write_mano_annotations
-    from handlib.refine import InputError, Options, Unit, frame_numbers, refine_unit, write_unit_files
+    from handlib.data.interhand import InterHandReader, write_mano_annotations
+    from handlib.pipeline.refine import InputError, Options, Unit, frame_numbers, refine_unit, write_unit_files
 
     def fail(message: str) -> int:
         print(f"handlib refine: {message}", file=sys.stderr)
@@ -92,8 +92,8 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _refine_dataset(args: argparse.Namespace) -> int:
-    from handlib.dataset import Cluster, Selection, run_dataset
-    from handlib.refine import Options
+    from handlib.pipeline.dataset import Cluster, Selection, run_dataset
+    from handlib.pipeline.refine import Options
 
     try:
         captures = tuple(int(c) for c in args.captures.split(",") if c.strip()) or None

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from handlib.hand import HandModel
+from handlib.model.hand import HandModel
 
 
 @pytest.fixture(scope="session")

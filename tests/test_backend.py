@@ -6,7 +6,7 @@ import mitsuba as mi
 import pytest
 
 import handlib
-from handlib import backend
+from handlib.rendering import backend
 
 
 def _touch(directory, name):

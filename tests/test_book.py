@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from handlib import book
+from handlib.experiments import book
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from handlib.cameras import Camera
+from handlib.geometry.cameras import Camera
 
 
 def random_camera(rng, portrait):
@@ -87,7 +87,7 @@ def test_bad_calibration_is_refused(change, message):
 
 
 def test_look_at_and_dome_cameras_see_the_target():
-    from handlib.cameras import dome_cameras, film_space, look_at_camera
+    from handlib.geometry.cameras import dome_cameras, film_space, look_at_camera
 
     camera = look_at_camera("1", campos=[0, -1000, 200], target=[0, 0, 0], up=[0, 0, 1], princpt=(150.0, 260.0))
     (pixel, above), depth = camera.project(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 50.0]]))

@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from handlib.dataset import Cluster, Ledger, Selection, plan, refine_task, run_dataset
-from handlib.interhand import InterHandReader, annotation_path
-from handlib.refine import Options, Unit, frame_numbers, guard
-from handlib.synth import SynthSettings, synthesize
+from handlib.data.interhand import InterHandReader, annotation_path
+from handlib.data.synth import SynthSettings, synthesize
+from handlib.pipeline.dataset import Cluster, Ledger, Selection, plan, refine_task, run_dataset
+from handlib.pipeline.refine import Options, Unit, frame_numbers, guard
 
 SMOKE = Options(method="smvr", schedule_scale=0.05, spp=2)
 TWO_WORKERS = Cluster(workers=2, threads=1)  # one thread per task: results are bit-reproducible
@@ -128,17 +128,17 @@ def test_guard_keeps_the_input_when_refinement_fails():
 def test_a_diverged_refinement_publishes_the_input(dataset, monkeypatch):
     import torch
 
-    import handlib.smvr
-    from handlib.refine import refine_unit
+    import handlib.methods.smvr
+    from handlib.pipeline.refine import refine_unit
 
-    real = handlib.smvr.refine_frame
+    real = handlib.methods.smvr.refine_frame
 
     def diverging(*args, **kwargs):
         result = real(*args, **kwargs)
         nan_pose = torch.full_like(result.params.hand_pose, float("nan"))
         return dataclasses.replace(result, params=dataclasses.replace(result.params, hand_pose=nan_pose), diverged=True)
 
-    monkeypatch.setattr(handlib.smvr, "refine_frame", diverging)
+    monkeypatch.setattr(handlib.methods.smvr, "refine_frame", diverging)
     reader = InterHandReader(dataset, "test")
     key = reader.keys()[0]
     result = refine_unit(reader, Unit(key[0], key[1], "right", (key[2],)), SMOKE)

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from handlib import lighting, lod, metrics
-from handlib.dmvr import DMVRSettings, edge_map, refine_sequence, srgb_decode, srgb_encode
-from handlib.render import Renderer, RenderSettings
-from handlib.schedule import DMVR_SCHEDULE, scaled, total_iterations
-from handlib.study import Case, Scale, geometry_errors, make_sequence_problem
-from handlib.surface import HandSurface
-from handlib.temporal import bilateral_filter, temporal_prior
-from handlib.texture import to_srgb8
+from handlib.experiments.study import Case, Scale, geometry_errors, make_sequence_problem
+from handlib.geometry.surface import HandSurface
+from handlib.methods import lod, metrics
+from handlib.methods.dmvr import DMVRSettings, edge_map, refine_sequence
+from handlib.methods.schedule import DMVR_SCHEDULE, scaled, total_iterations
+from handlib.methods.temporal import bilateral_filter, temporal_prior
+from handlib.rendering import lighting
+from handlib.rendering.colour import srgb_decode, srgb_encode, to_srgb8
+from handlib.rendering.renderer import Renderer, RenderSettings
 
 
 def test_levels_of_detail_compose_back_to_the_texture():
@@ -169,9 +170,9 @@ def test_refine_command_dmvr_writes_every_frame(tmp_path):
     import json
 
     from handlib.cli import main
-    from handlib.hand import HandParams
-    from handlib.interhand import InterHandReader
-    from handlib.synth import SynthSettings, synthesize
+    from handlib.data.interhand import InterHandReader
+    from handlib.data.synth import SynthSettings, synthesize
+    from handlib.model.hand import HandParams
 
     data = synthesize(
         tmp_path / "capture",

@@ -5,10 +5,10 @@ import pytest
 import smplx
 import torch
 
-from handlib import anatomy
-from handlib.assets import OPEN_HAND_RIGHT
-from handlib.hand import HandModel, HandParams
-from handlib.skeleton import INTERHAND_JOINTS, interhand_from_mano_tips
+from handlib.model import anatomy
+from handlib.model.assets import OPEN_HAND_RIGHT
+from handlib.model.hand import HandModel, HandParams
+from handlib.model.skeleton import INTERHAND_JOINTS, interhand_from_mano_tips
 
 ASSET = dict(np.load(OPEN_HAND_RIGHT))
 

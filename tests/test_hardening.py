@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from test_interhand import write_fixture
 
-from handlib import mano_io, names
-from handlib.dataset import Cluster, Selection, connect, plan, refine_task, run_dataset, unit_folder
-from handlib.interhand import InterHandReader, annotation_path
-from handlib.refine import Options
+from handlib.data import names
+from handlib.data.interhand import InterHandReader, annotation_path
+from handlib.model import mano_io
+from handlib.pipeline.dataset import Cluster, Selection, connect, plan, refine_task, run_dataset, unit_folder
+from handlib.pipeline.refine import Options
 
 STUB = Options(method="dmvr", schedule_scale=0.05, spp=1)
 
@@ -358,7 +359,8 @@ def test_tls_scheduler_serves_a_client_with_certificates_and_refuses_one_without
 
 def test_import_has_no_side_effect_and_pure_modules_need_no_renderer():
     code = (
-        "import sys, handlib, handlib.losses, handlib.metrics, handlib.temporal, handlib.lod, handlib.interhand\n"
+        "import sys, handlib, handlib.data.interhand\n"
+        "from handlib.methods import losses, metrics, temporal, lod\n"
         "print(sorted(m for m in ('mitsuba', 'drjit') if m in sys.modules))\n"
         "handlib.VARIANT\n"
     )

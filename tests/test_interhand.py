@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from handlib.cameras import dome_cameras
-from handlib.hand import HandParams
-from handlib.interhand import (
+from handlib.data.interhand import (
     InterHandReader,
     InterHandWriter,
     annotation_path,
@@ -18,6 +16,8 @@ from handlib.interhand import (
     mano_entry,
     write_mano_annotations,
 )
+from handlib.geometry.cameras import dome_cameras
+from handlib.model.hand import HandParams
 
 ROTATION = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from handlib import lighting
-from handlib.hand import HandParams
-from handlib.surface import HandSurface, boundary_loops, vertex_normals
+from handlib.geometry.surface import HandSurface, boundary_loops, vertex_normals
+from handlib.model.hand import HandParams
+from handlib.rendering import lighting
 
 
 def sphere_directions(count, seed=0):

@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse
 import torch
 
-from handlib.assets import OPEN_HAND_RIGHT
-from handlib.hand import HandModel, HandParams, load_model_data
-from handlib.mano_io import REQUIRED_KEYS, fix_left_shapedirs, mirror_model, read_model_file
+from handlib.model.assets import OPEN_HAND_RIGHT
+from handlib.model.hand import HandModel, HandParams, load_model_data
+from handlib.model.mano_io import REQUIRED_KEYS, fix_left_shapedirs, mirror_model, read_model_file
 
 
 def _fake_chumpy_module():

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from test_hardening import small_model
 from test_interhand import write_fixture
 
-from handlib import mano_io
-from handlib.dataset import Selection, plan, unit_folder
-from handlib.interhand import ANNOTATION_KINDS, SIDES, InterHandReader, annotation_path
-from handlib.refine import UnitResult, load_frames, read_images, write_unit_files
+from handlib.data.interhand import ANNOTATION_KINDS, SIDES, InterHandReader, annotation_path
+from handlib.model import mano_io
+from handlib.pipeline.dataset import Selection, plan, unit_folder
+from handlib.pipeline.refine import UnitResult, load_frames, read_images, write_unit_files
 
 DOCUMENTED = (ValueError, FileNotFoundError)  # InputError and UnsafePath are ValueErrors
 EXAMPLES = {"annotations": 300, "json_bytes": 100, "model_bytes": 200, "model_values": 150}

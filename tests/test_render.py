@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from handlib.cameras import dome_cameras
-from handlib.hand import HandParams
-from handlib.render import Renderer, RenderSettings
-from handlib.surface import HandSurface
+from handlib.geometry.cameras import dome_cameras
+from handlib.geometry.surface import HandSurface
+from handlib.model.hand import HandParams
+from handlib.rendering.renderer import Renderer, RenderSettings
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from handlib import lighting
-from handlib.cameras import dome_cameras
-from handlib.hand import HandParams
-from handlib.render import Renderer, RenderSettings
-from handlib.surface import HandSurface
-from handlib.texture import bake_vertex_colours
+from handlib.geometry.cameras import dome_cameras
+from handlib.geometry.surface import HandSurface
+from handlib.model.hand import HandParams
+from handlib.rendering import lighting
+from handlib.rendering.renderer import Renderer, RenderSettings
+from handlib.rendering.texture import bake_vertex_colours
 
 pytestmark = pytest.mark.slow
 

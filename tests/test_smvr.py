@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from handlib import losses
-from handlib.hand import HandModel, HandParams
-from handlib.interhand import InterHandReader
-from handlib.schedule import SMVR_SCHEDULE, diverging, scaled, total_iterations
-from handlib.smvr import SMVRResult, SMVRSettings, refine_frame
-from handlib.synth import SynthSettings, synthesize
+from handlib.data.interhand import InterHandReader
+from handlib.data.synth import SynthSettings, synthesize
+from handlib.methods import losses
+from handlib.methods.schedule import SMVR_SCHEDULE, diverging, scaled, total_iterations
+from handlib.methods.smvr import SMVRResult, SMVRSettings, refine_frame
+from handlib.model.hand import HandModel, HandParams
 
 
 def test_error_functions():

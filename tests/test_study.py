@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from handlib import report
-from handlib.preview import mesh_box, outline_overlay
-from handlib.study import Case, Scale, face_samples, greedy_camera_order, make_problem
-from handlib.surface import HandSurface
+from handlib.experiments import report
+from handlib.experiments.preview import mesh_box, outline_overlay
+from handlib.experiments.study import Case, Scale, face_samples, greedy_camera_order, make_problem
+from handlib.geometry.surface import HandSurface
 
 
 @pytest.fixture(scope="module")

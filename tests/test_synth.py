@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from handlib import lighting
 from handlib.cli import main
-from handlib.gestures import GESTURES, gesture_pose
-from handlib.hand import HandModel, HandParams
-from handlib.interhand import InterHandReader, annotation_path
-from handlib.synth import SynthSettings, colour_responses, perturb, sequence_poses, studio_light, synthesize
+from handlib.data.interhand import InterHandReader, annotation_path
+from handlib.data.synth import SynthSettings, colour_responses, perturb, sequence_poses, studio_light, synthesize
+from handlib.model.gestures import GESTURES, gesture_pose
+from handlib.model.hand import HandModel, HandParams
+from handlib.rendering import lighting
 
 TINY = dict(cameras=3, shrink=4, texture_size=64, spp=2)
 

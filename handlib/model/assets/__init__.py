@@ -1,4 +1,4 @@
-"""Committed model assets. ``open_hand_right.npz`` is built by ``python -m handlib.assets.build``."""
+"""Committed model assets. ``open_hand_right.npz`` is built by ``python -m handlib.model.assets.build``."""
 
 from pathlib import Path
 

@@ -25,23 +25,23 @@ the run, which then returns the best state seen.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from handlib import losses, metrics
-from handlib.backproject import backproject_texture
-from handlib.cameras import Camera
-from handlib.hand import HandModel, HandParams
-from handlib.render import Generator, Renderer, RenderSettings
-from handlib.schedule import SMVR_SCHEDULE, Stage, diverging, total_iterations
-from handlib.surface import HandSurface
+from handlib.geometry.cameras import Camera
+from handlib.geometry.surface import HandSurface
+from handlib.methods import losses, metrics
+from handlib.methods.loop import optimise
+from handlib.methods.observations import background_colours, observed_images
+from handlib.methods.schedule import SMVR_SCHEDULE, Stage
+from handlib.model.hand import HandModel, HandParams
+from handlib.rendering.backproject import backproject_texture
+from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
+from handlib.rendering.renderer import Generator, Renderer, RenderSettings
 
 GEOMETRY = ("global_orient", "hand_pose", "betas", "transl")
 
@@ -91,22 +91,6 @@ class SMVRResult:
     seconds: float
 
 
-def background_colours(images: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor], margin: int = 15):
-    """Per camera, the median colour (3,) of the pixels away from the hand (alpha dilated by ``margin``)."""
-    colours = []
-    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
-    for image, alpha in zip(images, alphas):
-        near = cv2.dilate((alpha.numpy() > 0).astype(np.uint8), kernel) > 0
-        pixels = image.numpy()[~near]
-        colours.append(torch.tensor(np.median(pixels, axis=0) if len(pixels) else np.zeros(3), dtype=torch.float32))
-    return colours
-
-
-def apply_colour_transform(image: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
-    """``rgb' = A rgb + b`` for an (H, W, 3) image and a (3, 4) transform [A | b]."""
-    return image @ transform[:, :3].T + transform[:, 3]
-
-
 def refine_frame(
     model: HandModel,
     cameras: Sequence[Camera],
@@ -126,16 +110,7 @@ def refine_frame(
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
     surface = HandSurface.of(model)
-    observed = [
-        torch.as_tensor(np.asarray(image, dtype=np.float32) / (255.0 if np.asarray(image).dtype == np.uint8 else 1.0))
-        for image in images
-    ]
-    for camera, image in zip(cameras, observed):
-        if tuple(image.shape) != (camera.height, camera.width, 3):
-            raise ValueError(
-                f"Image of camera {camera.name} has shape {tuple(image.shape)}, expected "
-                f"({camera.height}, {camera.width}, 3)."
-            )
+    observed = observed_images(images, cameras)
     renderer = Renderer(
         cameras,
         surface,
@@ -150,10 +125,10 @@ def refine_frame(
     observed_arrays = [o.numpy() for o in observed]
     texture0, _ = backproject_texture(surface, initial_out.vertices[0], cameras, observed_arrays, settings.texture_size)
 
+    # The unknowns: corrections to the estimate, the colour map, one colour transform per camera.
     delta = {name: torch.zeros_like(getattr(initial, name), requires_grad=True) for name in GEOMETRY}
     colour = texture0.clone().requires_grad_(True)
-    transforms = torch.cat([torch.eye(3), torch.zeros(3, 1)], 1).repeat(len(cameras), 1, 1)
-    transforms.requires_grad_(settings.colour_transforms)
+    transforms = identity_colour_transforms(len(cameras), settings.colour_transforms)
     lr = {
         "global_orient": settings.lr_global_orient,
         "hand_pose": settings.lr_hand_pose,
@@ -179,74 +154,57 @@ def refine_frame(
     def current() -> HandParams:
         return HandParams(*(getattr(initial, n) + delta[n] for n in GEOMETRY))
 
-    history, best = [], (math.inf, -1, None)
-    first_loss = None
-    diverged = False
-    bar = tqdm(total=total_iterations(settings.schedule), desc="smvr", unit="it", disable=not progress)
-    iteration = 0
-    for stage in settings.schedule:
-        active = [optimisers[group] for group in stage.optimise]
-        for _ in range(stage.iterations):
-            params = current()
-            output = model(params)
-            rendered = renderer.render(output.vertices[0], colour.clamp(0.0, 1.0), backgrounds=backgrounds)
-            images_out = [apply_colour_transform(image, t) for image, t in zip(rendered.images, transforms)]
-            e1 = sum(photometric(o, r).mean() for o, r in zip(observed, images_out))
-            e2 = torch.zeros(())
-            if target_joints is not None:
-                e2 = losses.smooth_l1(target_joints[valid], output.joints21[0][valid]).mean()
-            energy = e1 + settings.joint_weight * e2
-            value = float(energy.detach())
-            record = {
-                "iteration": iteration,
-                "stage": "+".join(stage.optimise),
-                "E": value,
-                "E1": float(e1.detach()),
-                "E2": float(e2.detach()),
-            }
-            with torch.no_grad():
-                record["backprojection"] = metrics.backprojection_error(
-                    observed, [i.detach().clamp(0, 1) for i in images_out], rendered.alphas
-                )
-                if truth_out is not None:
-                    record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices[0])
-                    record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21[0])
-            history.append(record)
-            if first_loss is None:
-                first_loss = value
-            if diverging(value, first_loss, settings.divergence_factor):
-                diverged = True
-                break
-            if value < best[0]:
-                best = (
-                    value,
-                    iteration,
-                    (
-                        {n: d.detach().clone() for n, d in delta.items()},
-                        colour.detach().clone(),
-                        transforms.detach().clone(),
-                    ),
-                )
-            for optimiser in active:
-                optimiser.zero_grad()
-            energy.backward()
-            for optimiser in active:
-                optimiser.step()
-            iteration += 1
-            bar.update()
-        if diverged:
-            break
+    def evaluate(stage: Stage) -> dict:
+        """E = E1 + lambda E2, backpropagated; its terms and the frame's errors."""
+        output = model(current())
+        rendered = renderer.render(output.vertices[0], colour.clamp(0.0, 1.0), backgrounds=backgrounds)
+        images_out = [apply_colour_transform(image, t) for image, t in zip(rendered.images, transforms)]
+        e1 = sum(photometric(o, r).mean() for o, r in zip(observed, images_out))
+        e2 = torch.zeros(())
+        if target_joints is not None:
+            e2 = losses.smooth_l1(target_joints[valid], output.joints21[0][valid]).mean()
+        energy = e1 + settings.joint_weight * e2
+        energy.backward()
+        record = {"E": float(energy.detach()), "E1": float(e1.detach()), "E2": float(e2.detach())}
+        with torch.no_grad():
+            record["backprojection"] = metrics.backprojection_error(
+                observed, [i.detach().clamp(0, 1) for i in images_out], rendered.alphas
+            )
+            if truth_out is not None:
+                record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices[0])
+                record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21[0])
+        return record
+
+    def snapshot():
+        return {n: d.detach().clone() for n, d in delta.items()}, colour.detach().clone(), transforms.detach().clone()
+
+    def rebake(stage: Stage) -> None:
+        """The colour map back-projected again from the geometry a stage refined (``rebake_colour``)."""
         if settings.rebake_colour and "geometry" in stage.optimise:
             with torch.no_grad():
                 baked, _ = backproject_texture(
                     surface, model(current()).vertices[0], cameras, observed_arrays, settings.texture_size
                 )
                 colour.copy_(baked)
-    bar.close()
-    if best[2] is None:
-        best = (first_loss, 0, ({n: torch.zeros_like(d) for n, d in delta.items()}, texture0, transforms.detach()))
-    best_delta, best_colour, best_transforms = best[2]
+
+    outcome = optimise(
+        settings.schedule,
+        optimisers,
+        evaluate,
+        snapshot,
+        settings.divergence_factor,
+        after_stage=rebake,
+        desc="smvr",
+        progress=progress,
+    )
+    best_delta, best_colour, best_transforms = outcome.best_state
     refined = HandParams(*(getattr(initial, n).detach() + best_delta[n] for n in GEOMETRY))
     return SMVRResult(
-        refined, best_colour.clamp(0.0, 1.0), best_transforms, history, diverged, best[1], time.perf_counter() - start
+        refined,
+        best_colour.clamp(0.0, 1.0),
+        best_transforms,
+        outcome.history,
+        outcome.diverged,
+        outcome.best_iteration,
+        time.perf_counter() - start,
     )

@@ -16,17 +16,16 @@ SH irradiance of the interpolated normal, as rasterisers do (no shadows).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import mitsuba as mi
 import numpy as np
 import torch
 
-from handlib import lighting
-from handlib.cameras import Camera, film_space
-
-if TYPE_CHECKING:
-    from handlib.render import Rendered, Renderer
+from handlib.geometry.cameras import Camera, film_space
+from handlib.geometry.surface import HandSurface
+from handlib.rendering import lighting
+from handlib.rendering.scene import MitsubaScene, Rendered, RenderSettings, hand_window
 
 
 def sample_positions(camera: Camera, spp: int, generator: torch.Generator, window=None) -> torch.Tensor:
@@ -79,16 +78,18 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
 
 
 def rasterize(
-    renderer: "Renderer",
+    cameras: Sequence[Camera],
+    surface: HandSurface,
+    settings: RenderSettings,
+    coverage: MitsubaScene,
     vertices: torch.Tensor,
     texture: torch.Tensor,
     light: torch.Tensor | None,
     backgrounds: Sequence[torch.Tensor],
     seed: int,
-) -> "Rendered":
-    from handlib.render import Rendered, hand_window
-
-    surface, settings = renderer.surface, renderer.settings
+) -> Rendered:
+    """The ``raster`` generator: ``vertices`` (V, 3) mm with ``texture`` (and ``light`` in radiance
+    mode) over each camera's background, visibility from rays cast at ``coverage``'s geometry."""
     vertices = surface.close(vertices)
     spp = settings.spp
     generator = torch.Generator().manual_seed(int(seed))
@@ -99,8 +100,8 @@ def rasterize(
         normals = surface.normals(vertices)
         shade = lighting.irradiance(light.to(vertices.dtype), normals) / math.pi  # (V, 3)
     images, alphas = [], []
-    for camera, background in zip(renderer.cameras, backgrounds):
-        params = renderer._coverage_params
+    for camera, background in zip(cameras, backgrounds):
+        params = coverage.params
         positions = film_space(camera, vertices.detach().to(torch.float32))
         params["hand.vertex_positions"] = mi.Float(positions.reshape(-1).cpu().numpy())
         params.update()
@@ -109,7 +110,7 @@ def rasterize(
         alpha = torch.zeros(camera.height, camera.width, device=vertices.device)
         if width > 0:
             pixels = sample_positions(camera, spp, generator, window).reshape(-1, 2)
-            face, valid = first_hits(renderer._coverage, camera, pixels)
+            face, valid = first_hits(coverage.scene, camera, pixels)
             hit_faces = face[valid]
             corner_ids = faces[hit_faces]  # (N, 3)
             projected, depth = camera.project(vertices)

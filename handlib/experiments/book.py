@@ -1,6 +1,6 @@
 """Run the experiment notebooks with papermill, then build the Jupyter Book.
 
-    python -m handlib.book [--profile smoke|quick|paper] [--root .] [--no-build]
+    python -m handlib.experiments.book [--profile smoke|quick|paper] [--root .] [--no-build]
 
 The registry is the repository's top-level ``_config.yml``: each experiment names
 a source notebook (kept without outputs in ``notebooks/``) and the parameters each
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def load_registry(path: Path) -> Registry:
 
 def code_digest() -> str:
     """sha256 over handlib's own files (code and assets): a change to the library re-runs everything."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the whole handlib package
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*")):
         if path.is_file() and path.suffix in {".py", ".npz", ".json"}:

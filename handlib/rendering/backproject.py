@@ -1,6 +1,6 @@
 """Initial colour maps: the observations back-projected onto a hand mesh, per texel.
 
-Every texel of the atlas is a point on the hand (:func:`handlib.texture.rasterize_atlas`).
+Every texel of the atlas is a point on the hand (:func:`handlib.rendering.texture.rasterize_atlas`).
 Each camera that sees that point (in front of it, facing it, and not hidden by the hand
 itself: a ray cast from the camera centre must first hit the hand there) contributes its
 pixel colour, weighted by the squared cosine of its viewing angle (grazing views, below
@@ -16,11 +16,11 @@ import mitsuba as mi
 import numpy as np
 import torch
 
-from handlib.cameras import Camera
-from handlib.raster import sample_texture
-from handlib.render import hand_mesh
-from handlib.surface import HandSurface
-from handlib.texture import dilate, rasterize_atlas
+from handlib.geometry.cameras import Camera
+from handlib.geometry.surface import HandSurface
+from handlib.rendering.raster import sample_texture
+from handlib.rendering.scene import hand_mesh
+from handlib.rendering.texture import dilate, rasterize_atlas
 
 #: A texel point counts as visible when the camera ray hits within this distance of it (mm).
 VISIBILITY_TOLERANCE_MM = 1.0

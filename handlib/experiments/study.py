@@ -3,7 +3,7 @@
 The papers' experiments (noise sweeps, image generators, camera counts) are loops over
 cases. A :class:`Case` names what is synthesised (gesture, subject, initial error,
 occluders); :func:`make_problem` writes it as an InterHand2.6M-layout capture and reads it
-back through :class:`~handlib.interhand.InterHandReader`, exactly as a real capture is
+back through :class:`~handlib.data.interhand.InterHandReader`, exactly as a real capture is
 read; :func:`refine_problem` runs SMVR and returns a flat record (the tidy row the
 notebooks collect into tables and draw figures from).
 """
@@ -18,15 +18,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from handlib import metrics
-from handlib.backproject import surface_scene, visible_points
-from handlib.cameras import Camera
-from handlib.hand import HandModel, HandParams
-from handlib.interhand import InterHandReader
-from handlib.schedule import best_entry
-from handlib.smvr import SMVRResult, SMVRSettings, refine_frame
-from handlib.surface import HandSurface
-from handlib.synth import SynthSettings, synthesize
+from handlib.data.interhand import InterHandReader
+from handlib.data.synth import SynthSettings, synthesize
+from handlib.geometry.cameras import Camera
+from handlib.geometry.surface import HandSurface
+from handlib.methods import metrics
+from handlib.methods.schedule import best_entry
+from handlib.methods.smvr import SMVRResult, SMVRSettings, refine_frame
+from handlib.model.hand import HandModel, HandParams
+from handlib.rendering.backproject import surface_scene, visible_points
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def make_sequence_problem(
 ) -> SequenceProblem:
     """Synthesise a ``frames``-frame video moving from ``case.gesture`` through ``gestures`` (default:
     to a fist, or to an open hand from a fist), or the ``motion`` stretch of that path (see
-    :class:`~handlib.synth.SynthSettings`), and load it as a video refinement would."""
+    :class:`~handlib.data.synth.SynthSettings`), and load it as a video refinement would."""
     gestures = gestures or ((case.gesture, "open") if case.gesture == "fist" else (case.gesture, "fist"))
     stretch = "" if motion == (0.0, 1.0) else f"_m{motion[0]:.3f}-{motion[1]:.3f}"
     out = Path(root) / f"{case.key}_t{frames}{stretch}_{'_'.join(gestures)}_{abs(hash(scale)) % 10**8}"
@@ -262,7 +262,7 @@ def texture_psnr(problem: SequenceProblem, texture: torch.Tensor) -> float:
     over the atlas texels that belong to the hand (resampled to the estimate's size)."""
     import cv2
 
-    from handlib.texture import rasterize_atlas
+    from handlib.rendering.texture import rasterize_atlas
 
     size = texture.shape[0]
     truth = cv2.resize(problem.true_texture, (size, size), interpolation=cv2.INTER_AREA)
@@ -293,7 +293,7 @@ def _video_record(
 
 def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str] | None = None):
     """DMVR on ``problem`` (optionally a subset of cameras): the tidy record and the result."""
-    from handlib.dmvr import refine_sequence
+    from handlib.methods.dmvr import refine_sequence
 
     chosen = _subset(problem, camera_names)
     result = refine_sequence(
@@ -325,7 +325,7 @@ def refine_video_per_frame(
 ):
     """SMVR on every frame of ``problem`` independently (as DMVR's baseline: images and initial
     estimates only, no joints): the tidy record (means over frames) and the per-frame results."""
-    from handlib.dmvr import srgb_decode
+    from handlib.rendering.colour import srgb_decode
 
     chosen = _subset(problem, camera_names)
     cameras = [problem.cameras[k] for k in chosen]

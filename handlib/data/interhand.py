@@ -31,9 +31,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from handlib.cameras import Camera
-from handlib.hand import HandParams
-from handlib.names import UnsafePath, check_name, check_relpath, inside
+from handlib.data.names import UnsafePath, check_name, check_relpath, inside
+from handlib.geometry.cameras import Camera
+from handlib.model.hand import HandParams
 
 SIDES = ("right", "left")
 NUM_JOINTS = 42

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from handlib.surface import HandSurface
+from handlib.geometry.surface import HandSurface
 
 #: Linear-RGB albedos of skin tones, light to dark (approximate; sRGB ~ #f1c8b0 .. #5a3823).
 SKIN_TONES = {
@@ -31,13 +31,6 @@ SKIN_TONES = {
     "dark": (0.11, 0.06, 0.035),
 }
 NAIL = np.array([0.75, 0.55, 0.50], np.float32)
-
-
-def to_srgb8(linear: np.ndarray) -> np.ndarray:
-    """Linear RGB (..., 3) -> sRGB-encoded uint8 (IEC 61966-2-1 transfer curve), clipped to [0, 1]."""
-    linear = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return (srgb * 255 + 0.5).astype(np.uint8)
 
 
 def rasterize_atlas(surface: HandSurface, attributes, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +122,8 @@ def skin_texture(
     across each finger joint on the palmar side (and faintly on the back), three palm
     lines, nails on the back of each fingertip.
     """
-    from handlib.anatomy import palm_frame
-    from handlib.skeleton import FINGER_JOINTS
+    from handlib.model.anatomy import palm_frame
+    from handlib.model.skeleton import FINGER_JOINTS
 
     if style.tone not in SKIN_TONES:
         raise ValueError(f"Unknown skin tone {style.tone!r}; known: {', '.join(SKIN_TONES)}.")
@@ -195,10 +188,10 @@ def skin_texture(
 def model_skin_texture(
     model, style: SkinStyle = SkinStyle(), betas=None, seed: int = 0, size: int = 1024
 ) -> torch.Tensor:
-    """:func:`skin_texture` for a :class:`handlib.hand.HandModel` of shape ``betas`` (10,),
+    """:func:`skin_texture` for a :class:`handlib.model.hand.HandModel` of shape ``betas`` (10,),
     its features placed on the model's template pose (whatever its ``flat_hand_mean``)."""
-    from handlib.gestures import model_hand_pose
-    from handlib.hand import HandParams
+    from handlib.model.gestures import model_hand_pose
+    from handlib.model.hand import HandParams
 
     surface = HandSurface.of(model)
     betas = torch.zeros(1, 10) if betas is None else torch.as_tensor(betas, dtype=torch.float32).reshape(1, 10)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import mitsuba as mi
 import numpy as np
 
-from handlib.backend import ensure_variant
-from handlib.texture import to_srgb8
+from handlib.rendering.backend import ensure_variant
+from handlib.rendering.colour import to_srgb8
 
 SKIN = (0.75, 0.55, 0.45)
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from handlib.skeleton import FINGER_JOINTS, MANO_PARENTS
+from handlib.model.skeleton import FINGER_JOINTS, MANO_PARENTS
 
 #: How far the thumb's flexion direction leans toward the palm (vs. toward the
 #: little finger): the thumb pad faces the fingers, not the palm.

@@ -1,6 +1,6 @@
 """Refine a whole dataset split on Dask, resumably, with nothing lost.
 
-The work is cut into :class:`~handlib.refine.Unit` tasks (DMVR: a sequence, or chunks of
+The work is cut into :class:`~handlib.pipeline.refine.Unit` tasks (DMVR: a sequence, or chunks of
 ``chunk`` frames; SMVR: a frame), per hand. Each task runs on a Dask worker, writes its
 texture, environment and metrics atomically under ``OUT/refinement/`` and returns its
 per-frame annotations to the client, which records them in a SQLite ledger
@@ -9,7 +9,7 @@ ledger does not hold as finished; at the end the split's ``MANO_NeuralAnnot`` JS
 from the input and the ledger and written atomically, beside copies of the other annotation
 files and a link to the input images, so ``OUT`` reads back as an InterHand2.6M-layout dataset.
 
-Failures stay in their task: bad input (:class:`~handlib.refine.InputError`) is recorded with
+Failures stay in their task: bad input (:class:`~handlib.pipeline.refine.InputError`) is recorded with
 its reason at once; any other error is retried once by Dask, and a worker that dies takes its
 task to another worker once (``distributed.scheduler.allowed-failures`` = 1): a task that fails
 twice is recorded as failed and the run goes on. Workers are not sent more tasks than they have
@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from handlib import names
-from handlib.interhand import ANNOTATION_KINDS, SIDES, InterHandReader, annotation_path
-from handlib.refine import Options, Unit, frame_numbers
+from handlib.data import names
+from handlib.data.interhand import ANNOTATION_KINDS, SIDES, InterHandReader, annotation_path
+from handlib.pipeline.refine import Options, Unit, frame_numbers
 
 LEDGER = "ledger.sqlite"
 
@@ -172,7 +172,7 @@ def unit_from_json(text: str) -> Unit:
 
 def unit_folder(out: Path, unit: Unit) -> Path:
     """Where a task's files go: ``out/refinement/Capture<c>/<seq>/<hand>/<frames>``; a sequence name
-    that is not a safe folder name raises :class:`~handlib.names.UnsafePath` (nothing outside ``out``)."""
+    that is not a safe folder name raises :class:`~handlib.data.names.UnsafePath` (nothing outside ``out``)."""
     return names.join(
         Path(out) / "refinement",
         f"Capture{unit.capture}",
@@ -190,7 +190,7 @@ def refine_task(root: str, split: str, contents: dict, unit: Unit, options: Opti
     import drjit as dr
     import torch
 
-    from handlib.refine import InputError, refine_unit, write_unit_files
+    from handlib.pipeline.refine import InputError, refine_unit, write_unit_files
 
     if threads > 0:
         dr.set_thread_count(threads)
@@ -425,7 +425,7 @@ def run_dataset(
 def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Callable[[str], None] = print) -> Report:
     """The output dataset from the input and the ledger: merged MANO JSON (atomically), copies of
     the other annotation files, a link to the images, per-frame metrics and a summary table."""
-    from handlib.refine import atomic_write
+    from handlib.pipeline.refine import atomic_write
 
     rows = ledger.rows()
     mano = json.loads(json.dumps(reader.mano))  # a deep copy: frames not refined keep their input

@@ -2,7 +2,7 @@
 
 Unknowns, for a video of T frames seen by C cameras: per frame a pose corrective (global
 rotation 3, translation 3) and an articulation corrective (45); one shape (10) for the
-video; one hand texture (albedo, as levels of detail, :mod:`handlib.lod`); one SH
+video; one hand texture (albedo, as levels of detail, :mod:`handlib.methods.lod`); one SH
 environment light; one linear colour transform per camera. Energy::
 
     L = lambda_data L_data + lambda_prior L_prior
@@ -28,7 +28,6 @@ the ablation; without lighting the light stays uniform white.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -36,17 +35,19 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from handlib import lighting, lod, metrics
-from handlib.backproject import backproject_texture
-from handlib.cameras import Camera
-from handlib.hand import HandModel, HandParams
-from handlib.render import Renderer, RenderSettings
-from handlib.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage, diverging, total_iterations
-from handlib.smvr import apply_colour_transform, background_colours
-from handlib.surface import HandSurface
-from handlib.temporal import temporal_prior
+from handlib.geometry.cameras import Camera
+from handlib.geometry.surface import HandSurface
+from handlib.methods import lod, metrics
+from handlib.methods.loop import optimise
+from handlib.methods.observations import background_colours, observed_images
+from handlib.methods.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage
+from handlib.methods.temporal import temporal_prior
+from handlib.model.hand import HandModel, HandParams
+from handlib.rendering import lighting
+from handlib.rendering.backproject import backproject_texture
+from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, srgb_decode, srgb_encode
+from handlib.rendering.renderer import Renderer, RenderSettings
 
 #: Canny thresholds (on 0-255 grey levels) for the edge term, and the edge maps' dilation (px).
 CANNY_LOW, CANNY_HIGH = 40, 120
@@ -107,18 +108,6 @@ class DMVRResult:
     seconds: float
 
 
-def srgb_encode(linear: torch.Tensor) -> torch.Tensor:
-    """Linear RGB -> sRGB-encoded values in [0, 1] (IEC 61966-2-1), differentiable."""
-    x = linear.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
-
-
-def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
-    """sRGB-encoded values in [0, 1] -> linear RGB."""
-    x = encoded.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
 def edge_map(image: np.ndarray) -> np.ndarray:
     """Canny edges of an (H, W, 3) image in [0, 1], blurred by ``EDGE_BLUR_SIGMA`` px first,
     dilated by ``EDGE_DILATION`` px; bool (H, W)."""
@@ -149,21 +138,7 @@ def refine_sequence(
             f"Need one image set, initial estimate and frame number per frame; got {len(images)}, "
             f"{len(initial)} and {len(times)}."
         )
-    observed = []
-    for t, frame_images in enumerate(images):
-        if len(frame_images) != len(cameras):
-            raise ValueError(f"Frame {t} has {len(frame_images)} images for {len(cameras)} cameras.")
-        row = []
-        for camera, image in zip(cameras, frame_images):
-            array = np.asarray(image)
-            scaled = array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0)
-            if scaled.shape != (camera.height, camera.width, 3):
-                raise ValueError(
-                    f"Frame {t}, camera {camera.name}: image shape {scaled.shape}, expected "
-                    f"({camera.height}, {camera.width}, 3)."
-                )
-            row.append(torch.as_tensor(scaled))
-        observed.append(row)
+    observed = [observed_images(frame_images, cameras, t) for t, frame_images in enumerate(images)]
     surface = HandSurface.of(model)
     renderer = Renderer(
         cameras,
@@ -183,13 +158,14 @@ def refine_sequence(
         backproject_texture(surface, v, cameras, [o.numpy() for o in row], settings.texture_size)[0]
         for v, row in zip(starts, observed)
     ]
+
+    # The unknowns: texture levels, light, colour transforms, per-frame pose corrections, one shape.
     levels = [
         level.clone().requires_grad_(True)
         for level in lod.decompose(srgb_decode(torch.stack(baked).mean(0)), settings.lod_levels)
     ]
     light = lighting.uniform(1.0, settings.sh_bands).clone().requires_grad_(settings.lighting)
-    transforms = torch.cat([torch.eye(3), torch.zeros(3, 1)], 1).repeat(len(cameras), 1, 1)
-    transforms.requires_grad_(settings.colour_transforms)
+    transforms = identity_colour_transforms(len(cameras), settings.colour_transforms)
     rotation = torch.zeros(count, 3, requires_grad=True)
     translation = torch.zeros(count, 3, requires_grad=True)
     articulation = torch.zeros(count, 45, requires_grad=True)
@@ -220,106 +196,92 @@ def refine_sequence(
         with torch.no_grad():
             truth_out = [model(p) for p in truth]
 
-    def frame_params(t: int) -> HandParams:
+    def frame_params(t: int, state=(rotation, translation, articulation, betas)) -> HandParams:
+        rotation_, translation_, articulation_, betas_ = state
         return HandParams(
-            base_orient[t : t + 1] + rotation[t : t + 1],
-            base_pose[t : t + 1] + articulation[t : t + 1],
-            betas,
-            base_transl[t : t + 1] + translation[t : t + 1],
-        )
-
-    def snapshot():
-        return [v.detach().clone() for v in (rotation, translation, articulation, betas, light, transforms, *levels)]
-
-    history, best, first_loss, diverged = [], (math.inf, -1, None), None, False
-    bar = tqdm(total=total_iterations(settings.schedule), desc="dmvr", unit="it", disable=not progress)
-    iteration = 0
-    for stage in settings.schedule:
-        active = [optimisers[g] for g in stage.optimise if g in optimisers]
-        trainable = len(levels) if stage.levels is None else min(stage.levels, len(levels))
-        for _ in range(stage.iterations):
-            for optimiser in optimisers.values():
-                optimiser.zero_grad()
-            texture = lod.compose(levels)
-            texture_leaf = texture.detach().clamp(0.0, 1.0).requires_grad_(True)
-            record = {"iteration": iteration, "stage": "+".join(stage.optimise), "data": 0.0, "edge": 0.0}
-            errors, eps_v, eps_j = [], [], []
-            for t in range(count):
-                params = frame_params(t)
-                output = model(params)
-                rendered = renderer.render(output.vertices[0], texture_leaf, light, backgrounds=backgrounds)
-                data = edge = torch.zeros(())
-                shown = []
-                for c, image in enumerate(rendered.images):
-                    encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
-                    difference = encoded - observed[t][c]
-                    data = data + torch.linalg.vector_norm(difference)
-                    if settings.edges:
-                        disagree = image_edges[t][c] ^ edge_map(encoded.detach().numpy())
-                        edge = edge + torch.linalg.vector_norm(difference * torch.as_tensor(disagree)[..., None])
-                    shown.append(encoded.detach())
-                frame_loss = settings.data_weight * (data + settings.edge_weight * edge)
-                frame_loss.backward()
-                record["data"] += float(data.detach())
-                record["edge"] += float(edge.detach())
-                errors.append(metrics.backprojection_error(observed[t], shown, rendered.alphas))
-                if truth_out is not None:
-                    with torch.no_grad():
-                        eps_v.append(metrics.vertex_error(output.vertices[0], truth_out[t].vertices[0]))
-                        eps_j.append(metrics.joint_error(output.joints21[0], truth_out[t].joints21[0]))
-            prior = torch.zeros(())
-            if settings.temporal and count > 1:
-                prior = temporal_prior((base_pose + articulation).double(), samples).float()
-                (settings.prior_weight * prior).backward()
-            texture.backward(texture_leaf.grad)
-            value = settings.data_weight * (
-                record["data"] + settings.edge_weight * record["edge"]
-            ) + settings.prior_weight * float(prior.detach())
-            record.update(
-                {
-                    "E": value,
-                    "prior": float(prior.detach()),
-                    "backprojection": float(np.mean(errors)),
-                    "backprojection_frames": [float(e) for e in errors],
-                }
-            )
-            if eps_v:
-                record.update({"eps_v": float(np.mean(eps_v)), "eps_j": float(np.mean(eps_j))})
-            history.append(record)
-            first_loss = value if first_loss is None else first_loss
-            if diverging(value, first_loss, settings.divergence_factor):
-                diverged = True
-                break
-            if value < best[0]:
-                best = (value, iteration, snapshot())
-            for level in levels[trainable:]:
-                level.grad = None  # frozen levels keep their values and still add to the texture
-            for optimiser in active:
-                optimiser.step()
-            iteration += 1
-            bar.update()
-        if diverged:
-            break
-    bar.close()
-    if best[2] is None:
-        best = (first_loss, 0, snapshot())
-    rotation_, translation_, articulation_, betas_, light_, transforms_, *levels_ = best[2]
-    refined = [
-        HandParams(
             base_orient[t : t + 1] + rotation_[t : t + 1],
             base_pose[t : t + 1] + articulation_[t : t + 1],
             betas_,
             base_transl[t : t + 1] + translation_[t : t + 1],
         )
-        for t in range(count)
-    ]
+
+    def evaluate(stage: Stage) -> dict:
+        """E = data + edge over frames and cameras, plus the temporal prior; gradients accumulated
+        frame by frame (one frame's graph at a time), the texture's through its levels at the end."""
+        texture = lod.compose(levels)
+        texture_leaf = texture.detach().clamp(0.0, 1.0).requires_grad_(True)
+        record = {"data": 0.0, "edge": 0.0}
+        errors, eps_v, eps_j = [], [], []
+        for t in range(count):
+            output = model(frame_params(t))
+            rendered = renderer.render(output.vertices[0], texture_leaf, light, backgrounds=backgrounds)
+            data = edge = torch.zeros(())
+            shown = []
+            for c, image in enumerate(rendered.images):
+                encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
+                difference = encoded - observed[t][c]
+                data = data + torch.linalg.vector_norm(difference)
+                if settings.edges:
+                    disagree = image_edges[t][c] ^ edge_map(encoded.detach().numpy())
+                    edge = edge + torch.linalg.vector_norm(difference * torch.as_tensor(disagree)[..., None])
+                shown.append(encoded.detach())
+            frame_loss = settings.data_weight * (data + settings.edge_weight * edge)
+            frame_loss.backward()
+            record["data"] += float(data.detach())
+            record["edge"] += float(edge.detach())
+            errors.append(metrics.backprojection_error(observed[t], shown, rendered.alphas))
+            if truth_out is not None:
+                with torch.no_grad():
+                    eps_v.append(metrics.vertex_error(output.vertices[0], truth_out[t].vertices[0]))
+                    eps_j.append(metrics.joint_error(output.joints21[0], truth_out[t].joints21[0]))
+        prior = torch.zeros(())
+        if settings.temporal and count > 1:
+            prior = temporal_prior((base_pose + articulation).double(), samples).float()
+            (settings.prior_weight * prior).backward()
+        texture.backward(texture_leaf.grad)
+        value = settings.data_weight * (
+            record["data"] + settings.edge_weight * record["edge"]
+        ) + settings.prior_weight * float(prior.detach())
+        record.update(
+            {
+                "E": value,
+                "prior": float(prior.detach()),
+                "backprojection": float(np.mean(errors)),
+                "backprojection_frames": [float(e) for e in errors],
+            }
+        )
+        if eps_v:
+            record.update({"eps_v": float(np.mean(eps_v)), "eps_j": float(np.mean(eps_j))})
+        return record
+
+    def snapshot():
+        return [v.detach().clone() for v in (rotation, translation, articulation, betas, light, transforms, *levels)]
+
+    def freeze_levels(stage: Stage) -> None:
+        """Levels finer than the stage's keep their values (and still add to the texture)."""
+        trainable = len(levels) if stage.levels is None else min(stage.levels, len(levels))
+        for level in levels[trainable:]:
+            level.grad = None
+
+    outcome = optimise(
+        settings.schedule,
+        optimisers,
+        evaluate,
+        snapshot,
+        settings.divergence_factor,
+        before_step=freeze_levels,
+        desc="dmvr",
+        progress=progress,
+    )
+    rotation_, translation_, articulation_, betas_, light_, transforms_, *levels_ = outcome.best_state
+    refined = [frame_params(t, (rotation_, translation_, articulation_, betas_)) for t in range(count)]
     return DMVRResult(
         refined,
         lod.compose(levels_).clamp(0.0, 1.0),
         light_,
         transforms_,
-        history,
-        diverged,
-        best[1],
+        outcome.history,
+        outcome.diverged,
+        outcome.best_iteration,
         time.perf_counter() - start,
     )

