@@ -7,6 +7,20 @@ import sys
 from pathlib import Path
 
 
+def _options(args: argparse.Namespace):
+    """The refinement options both ``refine`` and ``refine-dataset`` take (see :func:`_method_options`)."""
+    from handlib.pipeline.refine import Options
+
+    return Options(
+        method=args.method,
+        loss=args.loss,
+        schedule_scale=args.schedule_scale,
+        spp=args.spp,
+        cameras=tuple(c for c in args.cameras.split(",") if c) or None,
+        mano=args.mano,
+    )
+
+
 def _synth(args: argparse.Namespace) -> int:
     from handlib.data.synth import SynthSettings, synthesize
 
@@ -37,7 +51,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _refine(args: argparse.Namespace) -> int:
     from handlib.data.interhand import InterHandReader, write_mano_annotations
-    from handlib.pipeline.refine import InputError, Options, Unit, frame_numbers, refine_unit, write_unit_files
+    from handlib.pipeline.refine import InputError, Unit, frame_numbers, refine_unit, write_unit_files
 
     def fail(message: str) -> int:
         print(f"handlib refine: {message}", file=sys.stderr)
@@ -58,14 +72,7 @@ def _refine(args: argparse.Namespace) -> int:
             return fail(f"--{err}")
         if not numbers:
             return fail(f"--frames {args.frames!r} selects none of the sequence's frames {in_sequence}.")
-    options = Options(
-        method=args.method,
-        loss=args.loss,
-        schedule_scale=args.schedule_scale,
-        spp=args.spp,
-        cameras=tuple(c for c in args.cameras.split(",") if c) or None,
-        mano=args.mano,
-    )
+    options = _options(args)
     unit = Unit(args.capture, args.seq, args.hand, tuple(numbers))
     try:
         result = refine_unit(reader, unit, options, progress=not args.quiet)
@@ -93,19 +100,11 @@ def _refine(args: argparse.Namespace) -> int:
 
 def _refine_dataset(args: argparse.Namespace) -> int:
     from handlib.pipeline.dataset import Cluster, Selection, run_dataset
-    from handlib.pipeline.refine import Options
 
     try:
         captures = tuple(int(c) for c in args.captures.split(",") if c.strip()) or None
         selection = Selection(captures, args.seq, args.hand, args.frames, args.chunk)
-        options = Options(
-            method=args.method,
-            loss=args.loss,
-            schedule_scale=args.schedule_scale,
-            spp=args.spp,
-            cameras=tuple(c for c in args.cameras.split(",") if c) or None,
-            mano=args.mano,
-        )
+        options = _options(args)
         report = run_dataset(
             args.data,
             args.split,
@@ -130,9 +129,35 @@ def _refine_dataset(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 1  # failures are listed above and in refinement/summary.csv
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="handlib", description="Refine 3D hand annotations by render-and-compare.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _source_options() -> argparse.ArgumentParser:
+    """Where the input is: an InterHand2.6M-layout directory and its split."""
+    group = argparse.ArgumentParser(add_help=False)
+    group.add_argument("--data", required=True, help="an InterHand2.6M-layout directory (real or synthetic)")
+    group.add_argument("--split", default="test")
+    return group
+
+
+def _method_options() -> argparse.ArgumentParser:
+    """How to refine: method, error, schedule length, samples, cameras, hand model."""
+    group = argparse.ArgumentParser(add_help=False)
+    group.add_argument(
+        "--method",
+        default="smvr",
+        choices=["smvr", "dmvr"],
+        help="smvr: each frame alone; dmvr: the frames as a video (refine-dataset: a task per sequence or --chunk)",
+    )
+    group.add_argument("--loss", default="occlusion_aware", choices=["occlusion_aware", "mae"], help="SMVR's f1")
+    group.add_argument(
+        "--schedule-scale", type=float, default=1.0, help="scale the method's schedule (SMVR 230 iterations, DMVR 100)"
+    )
+    group.add_argument("--spp", type=int, default=4, help="samples per pixel")
+    group.add_argument("--cameras", default="", help="comma-separated camera ids (default: all with images)")
+    group.add_argument("--frames", default="", help="frame numbers and first:last ranges (default: all)")
+    group.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
+    return group
+
+
+def _synth_parser(commands) -> None:
     synth = commands.add_parser("synth", help="write a synthetic InterHand2.6M-like capture with ground truth")
     synth.add_argument("--out", required=True, help="output directory")
     synth.add_argument("--cameras", type=int, default=8)
@@ -153,49 +178,34 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--occluded-views", type=float, default=0.0, help="fraction of views with an occluding bar")
     synth.add_argument("--split", default="test")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
-    refine = commands.add_parser("refine", help="refine a frame (SMVR) or a sequence (DMVR) of MANO annotations")
-    refine.add_argument("--data", required=True, help="an InterHand2.6M-layout directory (real or synthetic)")
-    refine.add_argument("--split", default="test")
+
+
+def _refine_parser(commands) -> None:
+    refine = commands.add_parser(
+        "refine",
+        parents=[_source_options(), _method_options()],
+        help="refine a frame (SMVR) or a sequence (DMVR) of MANO annotations",
+    )
     refine.add_argument("--capture", type=int, required=True)
     refine.add_argument("--seq", required=True)
     refine.add_argument("--frame", type=int, default=None, help="one frame number (SMVR, or DMVR on one frame)")
-    refine.add_argument("--frames", default="", help="DMVR: frame numbers and first:last ranges (default: all)")
     refine.add_argument("--hand", default="right", choices=["right", "left"])
-    refine.add_argument("--cameras", default="", help="comma-separated camera ids (default: all with images)")
-    refine.add_argument("--method", default="smvr", choices=["smvr", "dmvr"])
-    refine.add_argument("--loss", default="occlusion_aware", choices=["occlusion_aware", "mae"])
-    refine.add_argument(
-        "--schedule-scale", type=float, default=1.0, help="scale the method's schedule (SMVR 230 iterations, DMVR 100)"
-    )
-    refine.add_argument("--spp", type=int, default=4)
-    refine.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
-    refine.add_argument("--out", required=True)
-    refine.add_argument("--quiet", action="store_true")
+    refine.add_argument("--out", required=True, help="output directory")
+    refine.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _refine_dataset_parser(commands) -> None:
     batch = commands.add_parser(
         "refine-dataset",
-        help="refine every selected sequence of a split on Dask, "
-        "resumably; writes a refined dataset in the InterHand2.6M layout "
-        "(exit status 1 if a task failed)",
+        parents=[_source_options(), _method_options()],
+        help="refine every selected sequence of a split on Dask, resumably; writes a refined dataset in "
+        "the InterHand2.6M layout (exit status 1 if a task failed)",
     )
-    batch.add_argument("--data", required=True, help="an InterHand2.6M-layout directory (real or synthetic)")
-    batch.add_argument("--split", default="test")
     batch.add_argument("--out", required=True, help="output dataset (and its ledger: rerun to resume)")
-    batch.add_argument(
-        "--method",
-        default="dmvr",
-        choices=["smvr", "dmvr"],
-        help="dmvr: a task per sequence (or --chunk frames); smvr: a task per frame",
-    )
     batch.add_argument("--captures", default="", help="comma-separated capture numbers (default: all)")
     batch.add_argument("--seq", default="*", help="sequence-name pattern, shell style (default: all)")
     batch.add_argument("--hand", default="right", choices=["right", "left", "both"])
-    batch.add_argument("--frames", default="", help="frame numbers and first:last ranges (default: all)")
     batch.add_argument("--chunk", type=int, default=0, help="DMVR: at most this many frames per task (0: sequence)")
-    batch.add_argument("--cameras", default="", help="comma-separated camera ids (default: all with images)")
-    batch.add_argument("--loss", default="occlusion_aware", choices=["occlusion_aware", "mae"])
-    batch.add_argument("--schedule-scale", type=float, default=1.0)
-    batch.add_argument("--spp", type=int, default=4)
-    batch.add_argument("--mano", default=None, help="directory or file of a licensed MANO model (default: open hand)")
     batch.add_argument(
         "--scheduler", default=None, help="address of a running Dask scheduler (default: a local cluster)"
     )
@@ -211,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--tls-cert", default=None, help="with a tls:// --scheduler: this client's certificate")
     batch.add_argument("--tls-key", default=None, help="with a tls:// --scheduler: this client's private key")
     batch.add_argument("--retry-failed", action="store_true", help="run again the tasks the ledger holds as failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="handlib", description="Refine 3D hand annotations by render-and-compare.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _synth_parser(commands)
+    _refine_parser(commands)
+    _refine_dataset_parser(commands)
     args = parser.parse_args(argv)
     return {"synth": _synth, "refine": _refine, "refine-dataset": _refine_dataset}[args.command](args)
 

@@ -55,7 +55,7 @@ class Options:
     """How to refine: method, schedule length, samples per pixel, cameras (None: every camera
     with an image in all the unit's frames), a licensed MANO model (None: the open hand)."""
 
-    method: str = "dmvr"
+    method: str = "smvr"  # the CLI's default too
     loss: str = "occlusion_aware"
     schedule_scale: float = 1.0
     spp: int = 4
