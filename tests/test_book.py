@@ -224,3 +224,30 @@ def test_book_pages_work_in_a_browser(built_book):
             elif url.fragment and target.suffix == ".html" and url.fragment not in parse(target).ids:
                 broken.append((page.name, href))
     assert broken == []
+
+
+class Text(HTMLParser):
+    """The page's text as a reader sees it in the source (highlighting spans joined)."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+@pytest.mark.slow
+def test_pages_show_no_setup_or_parameter_cells_and_wrap_code(built_book):
+    shown = []
+    for page in sorted(built_book.glob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        text = Text()
+        text.feed(html)
+        body = "".join(text.parts)
+        if 'profile = "' in body or "# Parameters" in body:  # the notebook's own or papermill's cell
+            shown.append(page.name)
+        ids = parse(page).ids
+        assert "setup" not in ids and "parameters" not in ids, page.name  # their headings are gone too
+        assert "_static/handlib.css" in html, page.name  # code and outputs wrap at the box's edge
+    assert shown == []

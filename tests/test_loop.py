@@ -2,11 +2,16 @@
 kept, a diverging energy stops the run and the best state before it is returned."""
 
 import math
+from types import SimpleNamespace
 
 import torch
 
 from handlib.methods.loop import optimise
 from handlib.methods.schedule import Stage
+
+
+def loop_settings(*stages: Stage) -> SimpleNamespace:
+    return SimpleNamespace(schedule=stages, divergence_factor=10.0)
 
 
 def quadratic_problem(explode_at: int | None = None):
@@ -33,11 +38,10 @@ def test_stages_step_their_groups_and_the_best_state_is_returned():
     a, b, optimisers, evaluate, snapshot = quadratic_problem()
     stages = []
     outcome = optimise(
-        (Stage(("a",), 5), Stage(("b",), 5), Stage(("a", "b", "unknown"), 3)),
+        loop_settings(Stage(("a",), 5), Stage(("b",), 5), Stage(("a", "b", "unknown"), 3)),
         optimisers,
         evaluate,
         snapshot,
-        divergence_factor=10.0,
         after_stage=lambda stage: stages.append(stage.optimise),
     )
     history = outcome.history
@@ -56,11 +60,10 @@ def test_divergence_stops_the_run_and_keeps_the_best_state_before_it():
     a, b, optimisers, evaluate, snapshot = quadratic_problem(explode_at=4)
     stages = []
     outcome = optimise(
-        (Stage(("a", "b"), 10), Stage(("a",), 10)),
+        loop_settings(Stage(("a", "b"), 10), Stage(("a",), 10)),
         optimisers,
         evaluate,
         snapshot,
-        divergence_factor=10.0,
         after_stage=lambda stage: stages.append(stage),
     )
     assert outcome.diverged and len(outcome.history) == 5 and stages == []  # stopped inside the first stage
@@ -69,5 +72,5 @@ def test_divergence_stops_the_run_and_keeps_the_best_state_before_it():
 
 def test_a_first_energy_that_is_not_finite_returns_the_starting_state():
     a, b, optimisers, evaluate, snapshot = quadratic_problem(explode_at=0)
-    outcome = optimise((Stage(("a",), 3),), optimisers, evaluate, snapshot, divergence_factor=10.0)
+    outcome = optimise(loop_settings(Stage(("a",), 3)), optimisers, evaluate, snapshot)
     assert outcome.diverged and outcome.best_iteration == 0 and outcome.best_state == (4.0, -3.0)

@@ -133,10 +133,15 @@ def machine_record() -> dict:
 
 
 def record_run(path: Path, record: dict) -> None:
-    """Append the run record to an executed notebook, as metadata and as a last markdown cell."""
+    """Append the run record to an executed notebook, as metadata and as a last markdown cell, and
+    keep the parameters papermill injected off the page (the record lists them)."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
     notebook.metadata["handlib_run"] = record
     rows = "\n".join(f"| {key.replace('_', ' ')} | {value} |" for key, value in record.items() if key != "key")
     notebook.cells.append(

@@ -264,14 +264,7 @@ def refine_sequence(
             level.grad = None
 
     outcome = optimise(
-        settings.schedule,
-        optimisers,
-        evaluate,
-        snapshot,
-        settings.divergence_factor,
-        before_step=freeze_levels,
-        desc="dmvr",
-        progress=progress,
+        settings, optimisers, evaluate, snapshot, before_step=freeze_levels, desc="dmvr", progress=progress
     )
     rotation_, translation_, articulation_, betas_, light_, transforms_, *levels_ = outcome.best_state
     refined = [frame_params(t, (rotation_, translation_, articulation_, betas_)) for t in range(count)]

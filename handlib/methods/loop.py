@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
 from tqdm import tqdm
 
 from handlib.methods.schedule import Stage, diverging, total_iterations
+
+
+class LoopSettings(Protocol):
+    """What the loop reads from a method's settings (:class:`~handlib.methods.smvr.SMVRSettings`,
+    :class:`~handlib.methods.dmvr.DMVRSettings`)."""
+
+    schedule: Sequence[Stage]
+    divergence_factor: float  # stop when the energy exceeds this times the first one
 
 
 @dataclass
@@ -32,28 +40,27 @@ class Outcome:
 
 
 def optimise(
-    schedule: Sequence[Stage],
+    settings: LoopSettings,
     optimisers: Mapping[str, torch.optim.Optimizer],
     evaluate: Callable[[Stage], dict],
     snapshot: Callable[[], Any],
-    divergence_factor: float,
     before_step: Callable[[Stage], None] | None = None,
     after_stage: Callable[[Stage], None] | None = None,
     desc: str = "refine",
     progress: bool = False,
 ) -> Outcome:
-    """Run ``schedule``: in each of a stage's iterations, zero every optimiser's gradients,
+    """Run ``settings.schedule``: in each of a stage's iterations, zero every optimiser's gradients,
     ``evaluate(stage)`` (the energy's gradients accumulated, its record returned), append the
-    record, stop if the energy diverged (not finite, or above ``divergence_factor`` times the first
-    one), keep ``snapshot()`` if it is the lowest so far, run ``before_step(stage)``, and step the
+    record, stop if the energy diverged (not finite, or above ``settings.divergence_factor`` times
+    the first one), keep ``snapshot()`` if it is the lowest so far, run ``before_step(stage)``, and step the
     optimisers of the stage's groups (``stage.optimise``; groups without an optimiser are skipped).
     ``after_stage(stage)`` runs after each stage. When no iteration finished (the first energy was
     already not finite) the state before the first step is returned, as iteration 0."""
     history: list[dict] = []
     best_value, best_iteration, best_state = math.inf, 0, snapshot()
     first, diverged, iteration = None, False, 0
-    bar = tqdm(total=total_iterations(schedule), desc=desc, unit="it", disable=not progress)
-    for stage in schedule:
+    bar = tqdm(total=total_iterations(settings.schedule), desc=desc, unit="it", disable=not progress)
+    for stage in settings.schedule:
         active = [optimisers[group] for group in stage.optimise if group in optimisers]
         for _ in range(stage.iterations):
             for optimiser in optimisers.values():
@@ -62,7 +69,7 @@ def optimise(
             history.append(record)
             value = record["E"]
             first = value if first is None else first
-            if diverging(value, first, divergence_factor):
+            if diverging(value, first, settings.divergence_factor):
                 diverged = True
                 break
             if value < best_value:

@@ -187,16 +187,7 @@ def refine_frame(
                 )
                 colour.copy_(baked)
 
-    outcome = optimise(
-        settings.schedule,
-        optimisers,
-        evaluate,
-        snapshot,
-        settings.divergence_factor,
-        after_stage=rebake,
-        desc="smvr",
-        progress=progress,
-    )
+    outcome = optimise(settings, optimisers, evaluate, snapshot, after_stage=rebake, desc="smvr", progress=progress)
     best_delta, best_colour, best_transforms = outcome.best_state
     refined = HandParams(*(getattr(initial, n).detach() + best_delta[n] for n in GEOMETRY))
     return SMVRResult(
