@@ -242,6 +242,8 @@ def test_pages_show_no_setup_or_parameter_cells_and_wrap_code(built_book):
     shown = []
     for page in sorted(built_book.glob("*.html")):
         html = page.read_text(encoding="utf-8")
+        if page.name == "index.html":  # a redirect to the first page, no content
+            continue
         text = Text()
         text.feed(html)
         body = "".join(text.parts)
