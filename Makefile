@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Dr.Jit's CPU backend needs libLLVM; 15 crashes, 19 works (see DESIGN notes / handlib.rendering.backend).
+# Dr.Jit's CPU backend needs libLLVM; 15 crashes, 19 works (see handlib.rendering.backend).
 LLVM_PKG := libllvm19
 LIBLLVM_GLOB ?= /usr/lib/*/libLLVM-19.so* /usr/lib/llvm-19/lib/libLLVM*.so*
 APT_GET ?= apt-get

@@ -5,7 +5,7 @@ hand (vertices in mm, a UV texture and, in ``radiance`` mode, SH lighting) into
 every camera. It returns linear RGB images and coverage (alpha) as torch tensors,
 differentiable with respect to vertices, texture and lighting.
 
-Modes (see ../shared/DESIGN.md, "redner concepts -> Mitsuba 3"):
+Modes (the papers used redner; these are its two channels in Mitsuba 3):
 
 - ``reflectance`` (SMVR): the texture colour of the visible surface, no lighting.
   The hand is an area emitter whose radiance is the texture.

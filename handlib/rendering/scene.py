@@ -144,7 +144,8 @@ def integrator_dict(settings: RenderSettings, mode: Mode) -> dict:
       open hand that term moved a translation gradient from +11 (finite differences)
       to -20, while silhouettes and shading alone give +11. Shadows are still
       rendered; only their boundaries' motion is not differentiated.
-    - Guiding off: ~10x faster on the CPU, same gradient direction (../shared/DESIGN.md).
+    - Guiding off: ~10x faster on the CPU, same gradient direction (measured: 0.30 s
+      against 3.4 s an iteration for 8 views of 128x96).
     """
     return {
         "type": "direct_projective",
