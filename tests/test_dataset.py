@@ -117,6 +117,24 @@ def test_ledger_resumes_and_refuses_other_settings(tmp_path):
         Ledger(tmp_path / "ledger.sqlite", {"a": 2})
 
 
+def test_adding_a_runs_tasks_is_one_transaction(tmp_path):
+    """Not one commit (and disk sync) per row: 3000 rows took 2.3 s that way, 0.03 s in one
+    (benchmarks/ledger.py). A failure inside the transaction leaves none of its rows."""
+    ledger = Ledger(tmp_path / "ledger.sqlite", {"a": 1})
+    statements = []
+    ledger.db.set_trace_callback(statements.append)
+    ledger.add([Unit(0, "s", "right", (f,)) for f in range(50)])
+    ledger.db.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 1 and statements.count("COMMIT") == 1, statements[:5]
+    assert len(ledger.todo()) == 50
+    with pytest.raises(sqlite3.OperationalError):
+        with ledger.transaction():
+            ledger.db.execute("UPDATE tasks SET status = 'done'")
+            ledger.db.execute("INSERT INTO no_such_table VALUES (1)")
+    assert len(ledger.todo()) == 50  # rolled back
+    ledger.close()
+
+
 def test_guard_keeps_the_input_when_refinement_fails():
     assert guard(8.0, 6.0, diverged=False, finite=True) == ""
     assert guard(8.0, 6.0, diverged=True, finite=True) == "diverged"

@@ -102,13 +102,14 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
 
 class Ledger:
     """The run's record on disk: one row per task (pending, done or failed) with its result or
-    its reason, and the run's configuration, in SQLite (each change one committed transaction)."""
+    its reason, and the run's configuration, in SQLite. Each change is one committed transaction
+    (adding a run's tasks too: all of them or none), synced to disk before it returns."""
 
     def __init__(self, path: str | Path, config: dict):
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.execute("PRAGMA synchronous=FULL")
-        with self.db:
+        with self.transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, position INTEGER, unit TEXT, "
@@ -117,7 +118,7 @@ class Ledger:
         stored = self.db.execute("SELECT value FROM run WHERE key = 'config'").fetchone()
         wanted = json.dumps(config, sort_keys=True)
         if stored is None:
-            with self.db:
+            with self.transaction():
                 self.db.execute("INSERT INTO run VALUES ('config', ?)", (wanted,))
         elif stored[0] != wanted:
             raise ValueError(
@@ -125,8 +126,21 @@ class Ledger:
                 f"command to resume it, or give a new --out."
             )
 
+    @contextmanager
+    def transaction(self):
+        """One explicit transaction: committed when the block ends, rolled back if it raises. (The
+        connection is in autocommit mode, where ``with self.db`` would commit every statement on
+        its own: one disk sync per row.)"""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def add(self, units: list[Unit]) -> None:
-        with self.db:
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, 'pending', '', '', 0, ?)",
                 [(u.key, i, json.dumps(asdict(u)), time.time()) for i, u in enumerate(units)],
@@ -140,7 +154,7 @@ class Ledger:
         return [unit_from_json(row[0]) for row in rows]
 
     def record(self, key: str, status: str, result: dict | None = None, reason: str = "") -> None:
-        with self.db:
+        with self.transaction():
             self.db.execute(
                 "UPDATE tasks SET status = ?, reason = ?, result = ?, attempts = attempts + 1, "
                 "updated = ? WHERE key = ?",
