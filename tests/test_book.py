@@ -253,3 +253,6 @@ def test_pages_show_no_setup_or_parameter_cells_and_wrap_code(built_book):
         assert "setup" not in ids and "parameters" not in ids, page.name  # their headings are gone too
         assert "_static/handlib.css" in html, page.name  # code and outputs wrap at the box's edge
     assert shown == []
+    # The smoke run's figures went to figures/smoke/, not over the committed quick-profile ones.
+    figures = built_book.parents[2] / "figures"
+    assert len(list((figures / "smoke").glob("*.png"))) >= 10 and not list(figures.glob("*.png"))

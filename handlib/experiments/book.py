@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +151,25 @@ def record_run(path: Path, record: dict) -> None:
     nbformat.write(notebook, path)
 
 
+#: The profile whose figures are committed in figures/ (README and the book's screenshots show them).
+COMMITTED_PROFILE = "quick"
+
+
+@contextmanager
+def _environment(**values: str):
+    """Environment variables set for the block (the notebook kernels papermill starts inherit them)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: bool = False) -> list[Path]:
     """Execute every notebook into ``book/`` for ``profile``; return the executed paths.
 
@@ -178,7 +198,10 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: 
         machine = machine or machine_record()
         start = time.time()
         print(f"[{experiment.name}] running {experiment.notebook} ({profile})", flush=True)
-        papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(root), progress_bar=False)
+        # Figures of the committed profile go to figures/, the others' to figures/<profile>/ (report.FIGURES).
+        figures = "figures" if profile == COMMITTED_PROFILE else f"figures/{profile}"
+        with _environment(HANDLIB_FIGURES=figures):
+            papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(root), progress_bar=False)
         seconds = time.time() - start
         record = {
             "profile": profile,

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 RESULTS = Path("results")
-FIGURES = Path("figures")
+#: Where figures go: ``figures/`` holds the committed quick-profile ones; the book runner points
+#: ``HANDLIB_FIGURES`` at ``figures/<profile>/`` for the other profiles, so a smoke or paper run does
+#: not overwrite them.
+FIGURES = Path(os.environ.get("HANDLIB_FIGURES", "figures"))
 
 
 def save_table(rows, name: str, profile: str, folder: Path = RESULTS) -> pd.DataFrame:
