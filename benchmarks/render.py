@@ -8,10 +8,14 @@ in a fresh process (so that peak memory is that configuration's own):
 - the time Mitsuba takes to cast the same number of plain primary rays at the same
   mesh (``ray_intersect_preliminary``: no shading, no gradients), measured in the
   same process, so the ratio is free of machine noise between runs;
+- the Dr.Jit kernel launches of one iteration (``dr.JitFlag.KernelHistory``);
 - the process's peak resident memory.
 
-It prints a table with the ratios the renderer issue asks for and appends every row to
-a CSV (default ``benchmarks/render.csv``) with the machine it ran on.
+The ray tracer runs in both scene layouts (``shared``: one world scene for all cameras;
+``per_camera``: each camera in its own film space, the path before the speed issue), so
+old and new are compared in one run. It prints a table with the ratios the renderer issue
+asks for, and the fixed cost per view (the intercept of time against spp, from spp 1 and 4),
+and appends every row to a CSV (default ``benchmarks/render.csv``) with the machine it ran on.
 
     python benchmarks/render.py                         # the full grid (GPU-sized)
     python benchmarks/render.py --views 1 8 --spp 1 4   # a CPU-sized subset
@@ -71,6 +75,7 @@ def run_one(config: dict) -> dict:
     from handlib.rendering import lighting
     from handlib.rendering.raster import first_hits, sample_positions
     from handlib.rendering.renderer import Renderer, RenderSettings
+    from handlib.rendering.scene import build_scene, hand_mesh, integrator_dict
     from handlib.rendering.texture import model_skin_texture
 
     hand = HandModel("right")
@@ -88,7 +93,9 @@ def run_one(config: dict) -> dict:
     texture = model_skin_texture(hand, size=512)
     light = lighting.uniform(0.8)
     light[2] = torch.tensor([0.4, 0.4, 0.4])
-    settings = RenderSettings(mode=config["mode"], generator=config["generator"], spp=config["spp"])
+    settings = RenderSettings(
+        mode=config["mode"], generator=config["generator"], spp=config["spp"], layout=config["layout"]
+    )
     renderer = Renderer(cameras, surface, settings)
     generator = torch.Generator().manual_seed(0)
     weights = [torch.rand(c.height, c.width, 3, generator=generator) for c in cameras]
@@ -103,14 +110,22 @@ def run_one(config: dict) -> dict:
         return float(loss)
 
     iteration()  # compile kernels
+    with dr.scoped_set_flag(dr.JitFlag.KernelHistory, True):
+        dr.kernel_history()  # empties it
+        iteration()
+        launches = len(dr.kernel_history())
     times = []
     for _ in range(config["repeat"]):
         start = time.perf_counter()
         iteration()
         times.append(time.perf_counter() - start)
 
-    # Plain primary rays at the same mesh, same count: views x pixels x spp.
-    scene, params = renderer.coverage.scene, renderer.coverage.params
+    # Plain primary rays at the same mesh, same count: views x pixels x spp (in film space).
+    white = {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}
+    plain = build_scene(
+        cameras, config["spp"], hand_mesh(surface, {"emitter": white}, False), integrator_dict(settings, "reflectance")
+    )
+    scene, params = plain.scene, plain.params
     views = [
         (
             camera,
@@ -143,6 +158,7 @@ def run_one(config: dict) -> dict:
         "iteration_s": float(np.median(times)),
         "plain_rays_s": float(np.median(ray_times)),
         "peak_rss_mb": round(peak_mb, 1),
+        "launches": launches,
     }
 
 
@@ -153,6 +169,7 @@ def main(argv=None) -> None:
     parser.add_argument("--spp", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--modes", nargs="+", default=["reflectance", "radiance"])
     parser.add_argument("--generators", nargs="+", default=["raytrace", "raster"])
+    parser.add_argument("--layouts", nargs="+", default=["shared", "per_camera"], help="the ray tracer's")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--csv", type=Path, default=Path(__file__).with_name("render.csv"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -161,9 +178,20 @@ def main(argv=None) -> None:
         print(json.dumps(run_one(json.loads(args.one))))
         return
     rows = []
-    grid = itertools.product(args.views, args.sizes, args.spp, args.modes, args.generators)
-    for views, size, spp, mode, generator in grid:
-        config = {"views": views, "size": size, "spp": spp, "mode": mode, "generator": generator, "repeat": args.repeat}
+    grid = itertools.product(args.views, args.sizes, args.spp, args.modes, args.generators, args.layouts)
+    for views, size, spp, mode, generator, layout in grid:
+        if generator == "raster" and layout != args.layouts[0]:
+            continue  # the raster baseline has one layout (film space); measured once
+        layout = layout if generator == "raytrace" else "per_camera"
+        config = {
+            "views": views,
+            "size": size,
+            "spp": spp,
+            "mode": mode,
+            "generator": generator,
+            "layout": layout,
+            "repeat": args.repeat,
+        }
         out = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True)
         if out.returncode != 0:
             print(f"FAILED {config}:\n{out.stderr[-2000:]}", file=sys.stderr)
@@ -172,9 +200,9 @@ def main(argv=None) -> None:
         row["throughput_ratio"] = round(row["plain_rays_s"] / row["iteration_s"], 4)
         rows.append(row)
         print(
-            f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8}: "
+            f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8} {layout:>10}: "
             f"{row['iteration_s']:.3f} s/iter, plain rays {row['plain_rays_s']:.4f} s, "
-            f"ratio {row['throughput_ratio']:.3f}, peak {row['peak_rss_mb']:.0f} MB",
+            f"ratio {row['throughput_ratio']:.3f}, {row['launches']} launches, peak {row['peak_rss_mb']:.0f} MB",
             flush=True,
         )
     if not rows:
@@ -185,24 +213,41 @@ def main(argv=None) -> None:
 
 def print_ratios(rows: list[dict]) -> None:
     """The issue's ratios, for each configuration where both sides were measured."""
-    index = {(r["views"], r["size"], r["spp"], r["mode"], r["generator"]): r for r in rows}
+    index = {(r["views"], r["size"], r["spp"], r["mode"], r["generator"], r["layout"]): r for r in rows}
+    nan = float("nan")
+
+    def seconds(views, size, spp, mode, generator, layout):
+        row = index.get((views, size, spp, mode, generator, layout))
+        return row["iteration_s"] if row else nan
+
     print(
-        "\nviews size    spp  raytrace/raster (refl, rad)  radiance/reflectance (raytrace)  "
-        "diff samples/s / plain rays/s (raytrace refl)"
+        "\nviews size    spp layout      raytrace/raster (refl, rad)  old/new (refl, rad)  "
+        "diff samples/s / plain rays/s (refl)"
     )
     for views, size, spp in sorted({k[:3] for k in index}):
-
-        def t(mode, generator, views=views, size=size, spp=spp):
-            row = index.get((views, size, spp, mode, generator))
-            return row["iteration_s"] if row else float("nan")
-
-        traced = index.get((views, size, spp, "reflectance", "raytrace"))
-        print(
-            f"{views:>5} {size:>7} {spp:>3}  {t('reflectance', 'raytrace') / t('reflectance', 'raster'):>8.2f} "
-            f"{t('radiance', 'raytrace') / t('radiance', 'raster'):>8.2f}  "
-            f"{t('radiance', 'raytrace') / t('reflectance', 'raytrace'):>20.2f}  "
-            f"{traced['throughput_ratio'] if traced else float('nan'):>20.3f}"
-        )
+        for layout in ("shared", "per_camera"):
+            traced = index.get((views, size, spp, "reflectance", "raytrace", layout))
+            if traced is None:
+                continue
+            ratios = [
+                seconds(views, size, spp, m, "raytrace", layout) / seconds(views, size, spp, m, "raster", "per_camera")
+                for m in ("reflectance", "radiance")
+            ]
+            speedup = [
+                seconds(views, size, spp, m, "raytrace", "per_camera")
+                / seconds(views, size, spp, m, "raytrace", layout)
+                for m in ("reflectance", "radiance")
+            ]
+            print(
+                f"{views:>5} {size:>7} {spp:>3} {layout:<10} {ratios[0]:>10.2f} {ratios[1]:>8.2f}  "
+                f"{speedup[0]:>10.2f} {speedup[1]:>8.2f}  {traced['throughput_ratio']:>20.3f}"
+            )
+    print("\nfixed cost per view (ms; intercept of s/iteration against spp, from spp 1 and 4)")
+    for views, size, mode, layout in sorted({(k[0], k[1], k[3], k[5]) for k in index if k[4] == "raytrace"}):
+        one, four = (seconds(views, size, spp, mode, "raytrace", layout) for spp in (1, 4))
+        if one == one and four == four:
+            intercept = one - (four - one) / 3.0
+            print(f"{views:>5} {size:>7} {mode:>11} {layout:<10} {1000 * intercept / views:8.1f}")
 
 
 if __name__ == "__main__":

@@ -34,16 +34,19 @@ GRADIENT_SEEDS = (11, 12, 13)
 DIFFERENCE_SEEDS = tuple(range(100, 108))  # finite differences are the noisier estimate
 
 
-@pytest.fixture(scope="module")
-def setup(right_flat):
-    return make_setup(right_flat)
+@pytest.fixture(scope="module", params=["shared", "film"])
+def setup(right_flat, request):
+    return make_setup(right_flat, request.param)
 
 
-def make_setup(right_flat):
-    """The scene every gradient check shares: a posed hand, two cameras, smooth image weights."""
+def make_setup(right_flat, layout: str = "film"):
+    """The scene every gradient check shares: a posed hand, two cameras, smooth image weights.
+    ``film``: fy 1.6% off fx, so each camera is rendered in its own film space; ``shared``: fy/fx
+    as InterHand2.6M's, so both share the world scene."""
     params = HandParams.create(1, hand_pose=torch.full((1, 45), 0.1))
     vertices = right_flat(params).vertices[0].detach()
-    cameras = dome_cameras(2, vertices.mean(0).numpy(), size=(84, 128), focal=(310.0, 305.0), jitter_px=6.0, seed=5)
+    focal = {"film": (310.0, 305.0), "shared": (310.0, 310.0)}[layout]
+    cameras = dome_cameras(2, vertices.mean(0).numpy(), size=(84, 128), focal=focal, jitter_px=6.0, seed=5)
     weights = []
     for index, camera in enumerate(cameras):
         rows, cols = np.mgrid[0 : camera.height, 0 : camera.width]

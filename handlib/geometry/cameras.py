@@ -148,6 +148,11 @@ def look_at_camera(name: str, campos, target, up, focal=(1240.0, 1240.0), size=(
     return Camera(name, campos, rot, np.asarray(focal, float), np.asarray(princpt, float), int(width), int(height))
 
 
+#: How far fy strays from fx in InterHand2.6M's calibrations: |fy / fx - 1| up to about 1.5e-4
+#: (0.19 px of 1271 in the four cameras of the camera file in mmpose's InterHand2.6M test data).
+ANISOTROPY = 1.5e-4
+
+
 def dome_cameras(
     count: int,
     target,
@@ -157,11 +162,13 @@ def dome_cameras(
     focal=(1240.0, 1240.0),
     size=(334, 512),
     jitter_px: float = 0.0,
+    anisotropy: float = ANISOTROPY,
 ) -> list[Camera]:
     """``count`` cameras spread evenly over the upper half-sphere around ``target`` (mm).
 
-    Like InterHand2.6M's capture dome: portrait and landscape images alternate, and
-    ``jitter_px`` moves each principal point (and changes fy) by up to that many pixels.
+    Like InterHand2.6M's capture dome: portrait and landscape images alternate,
+    ``jitter_px`` moves each principal point by up to that many pixels, and fy differs from
+    fx by up to ``anisotropy`` of it (with ``jitter_px`` > 0).
     """
     rng = np.random.default_rng(seed)
     target = np.asarray(target, dtype=np.float64)
@@ -180,7 +187,8 @@ def dome_cameras(
         # The image "up" is the world up projected, or any side vector near the zenith.
         image_up = up if height < 0.99 else side
         width, image_height = size if index % 2 == 0 else size[::-1]
-        f = np.asarray(focal, dtype=np.float64) + np.array([0.0, rng.uniform(-jitter_px, jitter_px)])
+        stray = rng.uniform(-1.0, 1.0) * (anisotropy if jitter_px > 0 else 0.0)
+        f = np.asarray(focal, dtype=np.float64) * np.array([1.0, 1.0 + stray])
         pp = np.array([width / 2.0, image_height / 2.0]) + rng.uniform(-jitter_px, jitter_px, 2)
         cameras.append(
             look_at_camera(

@@ -48,6 +48,7 @@ from handlib.rendering import lighting
 from handlib.rendering.backproject import backproject_texture
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, srgb_decode, srgb_encode
 from handlib.rendering.renderer import Renderer, RenderSettings
+from handlib.rendering.scene import Layout
 
 #: Canny thresholds (on 0-255 grey levels) for the edge term, and the edge maps' dilation (px).
 CANNY_LOW, CANNY_HIGH = 40, 120
@@ -85,6 +86,7 @@ class DMVRSettings:
     sh_bands: int = 2  # 2 bands x RGB = the paper's 12 coefficients
     spp: int = 4
     silhouette_spp: int = 1
+    layout: Layout = "shared"  # the renderer's scenes: see handlib.rendering.scene
     seed: int = 0
     divergence_factor: float = 10.0
 
@@ -143,7 +145,13 @@ def refine_sequence(
     renderer = Renderer(
         cameras,
         surface,
-        RenderSettings(mode="radiance", spp=settings.spp, silhouette_spp=settings.silhouette_spp, seed=settings.seed),
+        RenderSettings(
+            mode="radiance",
+            spp=settings.spp,
+            silhouette_spp=settings.silhouette_spp,
+            layout=settings.layout,
+            seed=settings.seed,
+        ),
     )
     image_edges = [[edge_map(o.numpy()) for o in row] for row in observed] if settings.edges else None
 

@@ -42,6 +42,7 @@ from handlib.model.hand import HandModel, HandParams
 from handlib.rendering.backproject import backproject_texture
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
+from handlib.rendering.scene import Layout
 
 GEOMETRY = ("global_orient", "hand_pose", "betas", "transl")
 
@@ -65,6 +66,7 @@ class SMVRSettings:
     generator: Generator = "raytrace"
     spp: int = 4
     silhouette_spp: int = 1
+    layout: Layout = "shared"  # the renderer's scenes: see handlib.rendering.scene
     seed: int = 0
     divergence_factor: float = 10.0
     # Re-back-project the colour map from the current geometry after each geometry stage (a handlib
@@ -115,7 +117,11 @@ def refine_frame(
         cameras,
         surface,
         RenderSettings(
-            generator=settings.generator, spp=settings.spp, silhouette_spp=settings.silhouette_spp, seed=settings.seed
+            generator=settings.generator,
+            spp=settings.spp,
+            silhouette_spp=settings.silhouette_spp,
+            layout=settings.layout,
+            seed=settings.seed,
         ),
     )
     with torch.no_grad():

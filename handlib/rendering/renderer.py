@@ -19,12 +19,16 @@ Generators, swappable with nothing else changed:
 - ``raster``: a hard rasteriser (:mod:`handlib.rendering.raster`); visibility fixed per
   sample, gradients only through interpolation and shading.
 
-Each camera is rendered in its own film space (:func:`handlib.geometry.cameras.film_space`:
-camera coordinates with y scaled by fy/fx), with a square-pixel Mitsuba sensor at
-the origin whose field of view and principal-point offset reproduce fx, cx, cy.
-The images are therefore exactly InterHand2.6M's projection, fx != fy included.
-In ``radiance`` mode the normals follow that scaled geometry; with InterHand2.6M's
-fy/fx within a fraction of a percent of 1 the shading change is of that order.
+Scene layouts (``RenderSettings.layout``, see :mod:`handlib.rendering.scene`):
+
+- ``shared`` (default): one world-space scene for all cameras whose fx, fy one square-pixel
+  focal length images to within :data:`~handlib.rendering.scene.ANISOTROPY_PX` (every
+  InterHand2.6M camera); the hand is set once per call. Other cameras fall back to film space.
+- ``per_camera``: every camera in its own film space
+  (:func:`handlib.geometry.cameras.film_space`: camera coordinates with y scaled by fy/fx),
+  with a square-pixel sensor at the origin whose field of view and principal-point offset
+  reproduce fx, cx, cy: exactly InterHand2.6M's projection for any fx, fy. In ``radiance``
+  mode the normals follow that scaled geometry.
 
 Background: the hand is rendered over black and composited as
 ``image + (1 - alpha) * background``, where alpha is itself a differentiable
@@ -34,6 +38,7 @@ background are right for any background colour or image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import mitsuba as mi
@@ -46,12 +51,15 @@ from handlib.rendering import lighting
 from handlib.rendering.backend import ensure_variant
 from handlib.rendering.raster import rasterize
 from handlib.rendering.scene import (
+    ANISOTROPY_PX,
     GENERATORS,
     MODES,
     Generator,
+    MitsubaScene,
     Mode,
     Rendered,
     RenderSettings,
+    View,
     as_background,
     build_scene,
     hand_mesh,
@@ -59,10 +67,22 @@ from handlib.rendering.scene import (
     integrator_dict,
     launch,
     padded_envmap,
+    square_pixel_focal,
 )
 from handlib.rendering.uvtexture import corner_uv_texture
 
 __all__ = ["GENERATORS", "MODES", "Generator", "Mode", "Rendered", "RenderSettings", "Renderer"]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Cameras rendered from one pair of scenes: the hand (image) and the coverage (alpha) pass.
+    ``world``: the shared layout (one geometry for all); otherwise each camera's film space."""
+
+    indices: tuple[int, ...]
+    hand: MitsubaScene | None
+    coverage: MitsubaScene
+    world: bool
 
 
 class Renderer:
@@ -76,24 +96,47 @@ class Renderer:
         self.surface = surface
         self.settings = settings
         self.iteration = 0
+        focals = [square_pixel_focal(camera) for camera in self.cameras]
+        shared = settings.generator == "raytrace" and settings.layout == "shared"
+        #: Per camera, True where it is rendered in the shared world scene.
+        self.shared = tuple(shared and displacement <= ANISOTROPY_PX for _, displacement in focals)
+        self.groups = []
+        for world in (True, False):
+            indices = tuple(i for i, inside in enumerate(self.shared) if inside == world)
+            if indices:
+                group_focals = [focals[i][0] for i in indices] if world else None
+                self.groups.append(self._group(indices, group_focals))
+
+    def _group(self, indices: tuple[int, ...], focals) -> _Group:
+        settings, surface = self.settings, self.surface
+        cameras = [self.cameras[i] for i in indices]
         spp = settings.spp
         black = {"type": "diffuse", "reflectance": {"type": "rgb", "value": 0.0}}
+        hand = None
         if settings.generator == "raytrace":
             texture = corner_uv_texture(surface.corner_uv_array(), np.full((2, 2, 3), 0.5))
             integrator = integrator_dict(settings, settings.mode)
             if settings.mode == "reflectance":
-                hand = {"bsdf": black, "emitter": mi.load_dict({"type": "area", "radiance": texture})}
-                self.hand = build_scene(self.cameras, spp, hand_mesh(surface, hand, False), integrator)
+                props = {"bsdf": black, "emitter": mi.load_dict({"type": "area", "radiance": texture})}
+                hand = build_scene(cameras, spp, hand_mesh(surface, props, False), integrator, focals=focals)
             else:
-                hand = {"bsdf": mi.load_dict({"type": "diffuse", "reflectance": texture})}
+                props = {"bsdf": mi.load_dict({"type": "diffuse", "reflectance": texture})}
                 height, width = settings.envmap_size
                 light = {"light": {"type": "envmap", "bitmap": mi.Bitmap(np.ones((height, width, 3), np.float32))}}
-                self.hand = build_scene(self.cameras, spp, hand_mesh(surface, hand, True), integrator, light)
+                hand = build_scene(cameras, spp, hand_mesh(surface, props, True), integrator, light, focals)
         # The coverage (alpha) pass, also the geometry the raster baseline casts its rays at.
-        coverage = {"bsdf": black, "emitter": {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}}
-        self.coverage = build_scene(
-            self.cameras, spp, hand_mesh(surface, coverage, False), integrator_dict(settings, "reflectance")
+        props = {"bsdf": black, "emitter": {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}}
+        coverage = build_scene(
+            cameras, spp, hand_mesh(surface, props, False), integrator_dict(settings, "reflectance"), focals=focals
         )
+        return _Group(indices, hand, coverage, focals is not None)
+
+    @property
+    def coverage(self) -> MitsubaScene:
+        """The film-space coverage scene of every camera (the raster baseline's)."""
+        if len(self.groups) != 1 or self.groups[0].world:
+            raise AttributeError("Only a renderer whose cameras are all in film space has one coverage scene.")
+        return self.groups[0].coverage
 
     # ------------------------------------------------------------------ checks
     def _check(self, vertices: torch.Tensor, texture: torch.Tensor, light: torch.Tensor | None) -> None:
@@ -150,38 +193,55 @@ class Renderer:
         return self._raytrace(vertices, texture, light, backgrounds, seed)
 
     def _raytrace(self, vertices, texture, light, backgrounds, seed: int) -> Rendered:
-        """The ``raytrace`` generator: per camera, the coverage pass and the hand pass."""
-        images, alphas = [], []
-        vertices = self.surface.close(vertices)
-        for index, camera in enumerate(self.cameras):
-            # Both passes of a camera share a seed, hence their samples: where alpha is 0
-            # the hand image is exactly 0 and the composite exactly the background.
-            launch_seed = seed * len(self.cameras) + index
-            positions = film_space(camera, vertices.to(torch.float32)).contiguous()
-            window = hand_window(camera, positions)
-            alpha = launch(
-                self.coverage,
-                index,
-                launch_seed,
-                window,
-                camera,
-                {"hand.vertex_positions": positions},
-            )[..., 0]
-            updates = {"hand.vertex_positions": positions}
-            if self.settings.mode == "reflectance":
-                updates["hand.emitter.radiance.data"] = texture.to(torch.float32).contiguous()
+        """The ``raytrace`` generator: per group of cameras, the coverage pass and the hand pass."""
+        count = len(self.cameras)
+        images, alphas = [None] * count, [None] * count
+        closed = self.surface.close(vertices).to(torch.float32)
+        for group in self.groups:
+            if group.world:
+                # One geometry for every camera of the group: one launch op per pass.
+                batches = [(group.indices, closed.contiguous(), torch.eye(3))]
             else:
-                updates["hand.vertex_normals"] = self.surface.normals(positions).contiguous()
-                updates["hand.bsdf.reflectance.data"] = texture.to(torch.float32).contiguous()
-                camera_to_world = torch.as_tensor(camera.camrot.T, dtype=torch.float32)
-                height, width = self.settings.envmap_size
-                envmap = lighting.latlong_image(light.to(torch.float32), camera_to_world, height, width)
-                updates["light.data"] = padded_envmap(envmap).contiguous()
-            image = launch(self.hand, index, launch_seed, window, camera, updates)
-            if bool((backgrounds[index] != 0).any()):
-                image = image + (1.0 - alpha[..., None]) * backgrounds[index]
-            # Over black, alpha is left out of the image's graph: its backward pass (a
-            # second projective render) then runs only if a loss uses alpha itself.
-            images.append(image)
-            alphas.append(alpha)
+                batches = [
+                    ((i,), film_space(self.cameras[i], closed).contiguous(), self._camera_to_world(i))
+                    for i in group.indices
+                ]
+            for indices, positions, local_to_world in batches:
+                # Both passes of a camera share a seed, hence their samples: where alpha is 0
+                # the hand image is exactly 0 and the composite exactly the background.
+                views = [
+                    View(
+                        group.indices.index(i),
+                        seed * count + i,
+                        hand_window(self.cameras[i], positions, world=group.world),
+                        self.cameras[i],
+                    )
+                    for i in indices
+                ]
+                covered = launch(group.coverage, views, {"hand.vertex_positions": positions})
+                hand = launch(group.hand, views, self._hand_updates(positions, texture, light, local_to_world))
+                for i, alpha, image in zip(indices, covered, hand):
+                    alpha = alpha[..., 0]
+                    if bool((backgrounds[i] != 0).any()):
+                        image = image + (1.0 - alpha[..., None]) * backgrounds[i]
+                    # Over black, alpha is left out of the image's graph: its backward pass (a
+                    # second projective render) then runs only if a loss uses alpha itself.
+                    images[i], alphas[i] = image, alpha
         return Rendered(tuple(images), tuple(alphas))
+
+    def _camera_to_world(self, index: int) -> torch.Tensor:
+        return torch.as_tensor(self.cameras[index].camrot.T, dtype=torch.float32)
+
+    def _hand_updates(self, positions, texture, light, local_to_world) -> dict:
+        """The hand pass's parameters: geometry, texture and (radiance) normals and environment,
+        the environment rotated from the scene's frame (``local_to_world``) into the world's."""
+        updates = {"hand.vertex_positions": positions}
+        if self.settings.mode == "reflectance":
+            updates["hand.emitter.radiance.data"] = texture.to(torch.float32).contiguous()
+        else:
+            updates["hand.vertex_normals"] = self.surface.normals(positions).contiguous()
+            updates["hand.bsdf.reflectance.data"] = texture.to(torch.float32).contiguous()
+            height, width = self.settings.envmap_size
+            envmap = lighting.latlong_image(light.to(torch.float32), local_to_world, height, width)
+            updates["light.data"] = padded_envmap(envmap).contiguous()
+        return updates

@@ -1,7 +1,20 @@
 """The Mitsuba side of rendering, shared by both image generators: settings and results, the hand
-mesh, scenes with one film-space sensor per camera, the crop window a hand can touch, and one
-differentiable launch (a Mitsuba render of a window as a torch op). :mod:`.renderer` composes them
-into the ray tracer; :mod:`.raster` casts its visibility rays at the same scenes.
+mesh, scenes and their sensors, the crop window a hand can touch, and the differentiable launches
+(Mitsuba renders of windows as torch ops). :mod:`.renderer` composes them into the ray tracer;
+:mod:`.raster` casts its visibility rays at the same scenes.
+
+Two scene layouts:
+
+- **shared** (the default): one scene in world coordinates holds the hand once and a sensor per
+  camera, posed by the camera's extrinsics. The hand's geometry is set (and Mitsuba's BVH
+  rebuilt) once per render call, forward and backward together, whatever the number of cameras.
+  Mitsuba's perspective sensor has square pixels, so a camera with fx != fy is imaged with the
+  one focal length :func:`square_pixel_focal` picks; a camera is admitted only when that moves
+  no pixel of its image by more than :data:`ANISOTROPY_PX` (InterHand2.6M's cameras differ by
+  at most about 0.02 px).
+- **film** (the previous path, ``layout="per_camera"``, and the fallback for the other cameras):
+  one scene per camera set in that camera's film space (camera coordinates with y scaled by
+  fy / fx), exact for any fx, fy; the geometry is set once per camera and pass.
 """
 
 from __future__ import annotations
@@ -21,8 +34,14 @@ from handlib.rendering.backend import ensure_variant
 
 Mode = Literal["reflectance", "radiance"]
 Generator = Literal["raytrace", "raster"]
+Layout = Literal["shared", "per_camera"]
 MODES = ("reflectance", "radiance")
 GENERATORS = ("raytrace", "raster")
+LAYOUTS = ("shared", "per_camera")
+
+#: The largest displacement (pixels) the shared layout's square-pixel sensor may make anywhere in
+#: an anisotropic camera's image; cameras beyond it are rendered in their own film space.
+ANISOTROPY_PX = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,12 +54,15 @@ class RenderSettings:
     silhouette_spp: int = 1  # Mitsuba's sppp: edge samples per *image* pixel, all spent on silhouettes
     seed: int = 0
     envmap_size: tuple[int, int] = (32, 64)  # (H, W) of the lat-long image the SH light is baked into
+    layout: Layout = "shared"  # ray tracer: one world scene for all cameras, or one film-space scene each
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
         if self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}.")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}.")
         if int(self.spp) < 1:
             raise ValueError(f"spp must be at least 1, got {self.spp}.")
         if int(self.silhouette_spp) < 1:
@@ -57,12 +79,26 @@ class Rendered:
     alphas: tuple[torch.Tensor, ...]
 
 
-def sensor_intrinsics(camera: Camera, window: tuple[int, int, int, int] | None = None) -> dict:
+def square_pixel_focal(camera: Camera) -> tuple[float, float]:
+    """The focal length f of the square-pixel pinhole closest to ``camera`` (fx, fy) over its whole
+    image, and the largest displacement (pixels) it makes there: a pixel at distance r from the
+    principal point along x moves by r |f / fx - 1|, along y by r |f / fy - 1|; f balances the two."""
+    (fx, fy), (cx, cy) = camera.focal, camera.princpt
+    reach_x = max(cx, camera.width - cx) / fx
+    reach_y = max(cy, camera.height - cy) / fy
+    focal = (reach_x * fx + reach_y * fy) / (reach_x + reach_y)
+    return float(focal), float(max(reach_x * abs(focal - fx), reach_y * abs(focal - fy)))
+
+
+def sensor_intrinsics(
+    camera: Camera, window: tuple[int, int, int, int] | None = None, focal: float | None = None
+) -> dict:
     """Mitsuba perspective-sensor settings that image the ``window`` (x0, y0, width, height;
-    the whole image by default) of ``camera`` in film space: a square-pixel sensor of focal fx
-    whose principal point is moved by the window's offset."""
+    the whole image by default) of ``camera``: a square-pixel sensor of focal ``focal`` (fx by
+    default, as in film space) whose principal point is moved by the window's offset."""
     x0, y0, width, height = window if window is not None else (0, 0, int(camera.width), int(camera.height))
-    (fx, _), (cx, cy) = camera.focal, camera.princpt
+    (cx, cy) = camera.princpt
+    fx = float(camera.focal[0]) if focal is None else float(focal)
     return {
         "x_fov": math.degrees(2.0 * math.atan(width / (2.0 * fx))),
         "principal_point_offset_x": (width / 2.0 - (cx - x0)) / width,
@@ -70,10 +106,23 @@ def sensor_intrinsics(camera: Camera, window: tuple[int, int, int, int] | None =
     }
 
 
-def sensor_dict(camera: Camera, spp: int) -> dict:
-    """A Mitsuba perspective sensor at the film-space origin that images like ``camera``."""
+#: OpenCV's camera axes (x right, y down, z forward) in a Mitsuba sensor's local frame (x left, y up).
+_OPENCV_TO_MITSUBA = np.diag([-1.0, -1.0, 1.0])
+
+
+def sensor_dict(camera: Camera, spp: int, focal: float | None = None) -> dict:
+    """A Mitsuba perspective sensor that images like ``camera``: at the film-space origin
+    (``focal`` None), or posed in world coordinates with the square-pixel ``focal``."""
     width, height = int(camera.width), int(camera.height)
-    intrinsics = sensor_intrinsics(camera)
+    intrinsics = sensor_intrinsics(camera, focal=focal)
+    if focal is None:
+        # +z forward, x right, y down: OpenCV's camera frame, as InterHand2.6M's.
+        to_world = mi.ScalarTransform4f().look_at(origin=[0, 0, 0], target=[0, 0, 1], up=[0, -1, 0])
+    else:
+        pose = np.eye(4)
+        pose[:3, :3] = np.asarray(camera.camrot, dtype=np.float64).T @ _OPENCV_TO_MITSUBA
+        pose[:3, 3] = camera.campos
+        to_world = mi.ScalarTransform4f(pose)
     return {
         "type": "perspective",
         "fov_axis": "x",
@@ -81,8 +130,7 @@ def sensor_dict(camera: Camera, spp: int) -> dict:
         **intrinsics,
         "near_clip": 1.0,  # mm
         "far_clip": 1.0e6,
-        # +z forward, x right, y down: OpenCV's camera frame, as InterHand2.6M's.
-        "to_world": mi.ScalarTransform4f().look_at(origin=[0, 0, 0], target=[0, 0, 1], up=[0, -1, 0]),
+        "to_world": to_world,
         # Box filter: a pixel is the integral of its square. sample_border lets hands that
         # cross the image border (common in InterHand2.6M's crops) get edge gradients there.
         "film": {
@@ -115,21 +163,42 @@ def hand_mesh(surface: HandSurface, props: dict, with_normals: bool) -> mi.Mesh:
 @dataclass
 class MitsubaScene:
     """A loaded Mitsuba scene (the hand mesh, one sensor per camera) and its traversed parameters:
-    what a generator updates and launches."""
+    what a generator updates and launches. ``focals`` holds each sensor's square-pixel focal in
+    the shared (world) layout, None in film space. ``token`` changes whenever :meth:`set` does,
+    so a launch can tell whether the scene still holds its inputs."""
 
     scene: mi.Scene
     params: mi.SceneParameters
+    focals: tuple[float | None, ...] = ()
+    token: object = None
+
+    def set(self, keys: Sequence[str], values: Sequence[torch.Tensor], grads: Sequence[bool]) -> list:
+        """Set the parameters ``keys`` to ``values`` (gradient tracking where ``grads``), rebuild what
+        depends on them (the BVH for vertices) and return the Dr.Jit variables now in the scene."""
+        inputs = [_to_drjit(key, value, grad) for key, value, grad in zip(keys, values, grads)]
+        for key, value in zip(keys, inputs):
+            self.params[key] = value
+        self.params.update()
+        self.token = object()
+        return inputs
 
 
 def build_scene(
-    cameras: Sequence[Camera], spp: int, mesh: mi.Mesh, integrator: dict, extra: dict | None = None
+    cameras: Sequence[Camera],
+    spp: int,
+    mesh: mi.Mesh,
+    integrator: dict,
+    extra: dict | None = None,
+    focals: Sequence[float] | None = None,
 ) -> MitsubaScene:
-    """The scene of ``mesh`` seen by every camera (sensor ``i`` is ``cameras[i]``)."""
+    """The scene of ``mesh`` seen by every camera (sensor ``i`` is ``cameras[i]``): in world
+    coordinates with square-pixel ``focals`` (the shared layout), or in film space (None)."""
     scene = {"type": "scene", "integrator": integrator, "hand": mesh, **(extra or {})}
     for index, camera in enumerate(cameras):
-        scene[f"camera_{index:03d}"] = sensor_dict(camera, spp)
+        scene[f"camera_{index:03d}"] = sensor_dict(camera, spp, None if focals is None else focals[index])
     loaded = mi.load_dict(scene)
-    return MitsubaScene(loaded, mi.traverse(loaded))
+    focals = tuple(focals) if focals is not None else (None,) * len(cameras)
+    return MitsubaScene(loaded, mi.traverse(loaded), focals)
 
 
 def integrator_dict(settings: RenderSettings, mode: Mode) -> dict:
@@ -170,12 +239,18 @@ def _to_drjit(key: str, value: torch.Tensor, grad: bool):
 WINDOW_STEP = 32
 
 
-def hand_window(camera: Camera, positions: torch.Tensor, margin: float = 2.0) -> tuple[int, int, int, int]:
+def hand_window(
+    camera: Camera, positions: torch.Tensor, margin: float = 2.0, world: bool = False
+) -> tuple[int, int, int, int]:
     """(x0, y0, width, height) of the image region the hand can touch: the bounding box of
-    its film-space ``positions`` projected, plus ``margin`` pixels, grown to multiples of
-    :data:`WINDOW_STEP` and clipped to the image. Outside it every pixel is background."""
-    fx = camera.focal[0]
-    pixels = project_camera_points(positions.detach().double(), np.array([fx, fx]), camera.princpt)
+    its ``positions`` (film space, or world with ``world``) projected, plus ``margin`` pixels,
+    grown to multiples of :data:`WINDOW_STEP` and clipped to the image. Outside it every pixel
+    is background."""
+    if world:
+        pixels = camera.project(positions.detach().double())[0]
+    else:
+        fx = camera.focal[0]
+        pixels = project_camera_points(positions.detach().double(), np.array([fx, fx]), camera.princpt)
     x, y = pixels.unbind(-1)
     box = []
     for low, high, size in ((x.min(), x.max(), camera.width), (y.min(), y.max(), camera.height)):
@@ -188,12 +263,12 @@ def hand_window(camera: Camera, positions: torch.Tensor, margin: float = 2.0) ->
     return box[0][0], box[1][0], box[0][1], box[1][1]
 
 
-def _set_window(scene, sensor: int, window, camera: Camera) -> None:
+def _set_window(target: MitsubaScene, sensor: int, window, camera: Camera) -> None:
     """Turn the sensor into the camera of the window alone: a film of the window's size
     with the principal point moved by its offset. (Mitsuba's film crop windows would do
     the same for the image, but its projective edge sampling then lost half the
     silhouette gradient.)"""
-    sensor_object = scene.sensors()[sensor]
+    sensor_object = target.scene.sensors()[sensor]
     _, _, width, height = window
     # Set on every launch: Mitsuba merges identical sensors and films, so one camera's
     # window can change another's; the scene's map names only one of the merged paths.
@@ -201,59 +276,106 @@ def _set_window(scene, sensor: int, window, camera: Camera) -> None:
     sensor_params["film.size"] = mi.ScalarVector2u(width, height)
     sensor_params["film.crop_size"] = mi.ScalarVector2u(width, height)
     sensor_params["film.crop_offset"] = mi.ScalarPoint2u(0, 0)
-    for key, value in sensor_intrinsics(camera, window).items():
+    for key, value in sensor_intrinsics(camera, window, target.focals[sensor]).items():
         sensor_params[key] = value
     sensor_params.update()
 
 
-class _Launch(torch.autograd.Function):
-    """One Mitsuba render of a crop ``window`` of camera ``sensor`` as a torch op, padded to
-    the full (H, W, 3) image. The backward pass sets the scene back to this launch's inputs
-    before differentiating, so many cameras (or many calls) can share one scene and still
-    be backpropagated later, in any order."""
+@dataclass(frozen=True)
+class View:
+    """One launch: camera ``camera`` is sensor ``sensor`` of its scene, rendered over ``window``
+    (x0, y0, width, height) with ``seed``."""
+
+    sensor: int
+    seed: int
+    window: tuple[int, int, int, int]
+    camera: Camera
+
+
+def _render_window(target: MitsubaScene, view: View) -> mi.TensorXf:
+    _set_window(target, view.sensor, view.window, view.camera)
+    # The integrator's own primal render: spp is the integrator's, no AD graph is recorded.
+    return target.scene.integrator().render(target.scene, sensor=view.sensor, seed=view.seed)
+
+
+class _Views(torch.autograd.Function):
+    """Mitsuba renders of several views of one scene as one torch op with one output per view
+    (H, W, 3), zero outside its window. The inputs are set in the scene once, with gradient
+    tracking where torch wants gradients, and the backward pass differentiates every view
+    against those same variables, so a shared scene is updated (its BVH rebuilt) once for the
+    forward and backward passes of all its views. If the scene was set again in between (another
+    call, another camera's film space), the backward pass sets this call's inputs back first."""
 
     @staticmethod
-    def forward(ctx, scene, params, sensor: int, seed: int, window, camera, keys: tuple, *values):
-        ctx.launch = (scene, params, sensor, seed, window, camera, keys)
+    def forward(ctx, target: MitsubaScene, views: tuple, keys: tuple, *values):
+        wanted = ctx.needs_input_grad[3:]
+        ctx.set_materialize_grads(False)
+        ctx.launch = (target, views, keys, target.set(keys, values, wanted))
+        ctx.token = target.token
         ctx.save_for_backward(*values)
-        x0, y0, width, height = window
-        image = torch.zeros(camera.height, camera.width, 3, device=values[0].device)
-        if width == 0:
-            return image
+        images = []
         with dr.suspend_grad():
-            for key, value in zip(keys, values):
-                params[key] = _to_drjit(key, value, False)
-            _set_window(scene, sensor, window, camera)
-            params.update()
-            crop = mi.render(scene, params, sensor=sensor, seed=seed)  # spp: the integrator's
-        image[y0 : y0 + height, x0 : x0 + width] = crop.torch().to(image.device)
-        return image
+            for view in views:
+                camera, (x0, y0, width, height) = view.camera, view.window
+                image = torch.zeros(camera.height, camera.width, 3, device=values[0].device)
+                if width > 0:
+                    crop = _render_window(target, view)
+                    image[y0 : y0 + height, x0 : x0 + width] = crop.torch().to(image.device)
+                images.append(image)
+        return tuple(images)
 
     @staticmethod
-    def backward(ctx, grad_image):
-        scene, params, sensor, seed, window, camera, keys = ctx.launch
+    def backward(ctx, *grad_images):
+        target, views, keys, inputs = ctx.launch
         values = ctx.saved_tensors
-        wanted = ctx.needs_input_grad[7:]
-        x0, y0, width, height = window
-        if width == 0:
-            return (None,) * 7 + tuple(torch.zeros_like(v) if need else None for v, need in zip(values, wanted))
-        inputs = [_to_drjit(key, value, need) for key, value, need in zip(keys, values, wanted)]
-        for key, value in zip(keys, inputs):
-            params[key] = value
-        _set_window(scene, sensor, window, camera)
-        params.update()
-        grad_crop = grad_image[y0 : y0 + height, x0 : x0 + width].to(torch.float32).contiguous()
-        scene.integrator().render_backward(scene, params, mi.TensorXf(grad_crop), sensor=sensor, seed=seed + 1_000_003)
-        grads = [
-            dr.grad(x).torch().reshape(v.shape).to(v) if need else None for x, v, need in zip(inputs, values, wanted)
-        ]
-        return (None,) * 7 + tuple(grads)
+        wanted = ctx.needs_input_grad[3:]
+        if target.token is not ctx.token:
+            inputs = target.set(keys, values, wanted)
+            ctx.token = target.token
+        inputs = list(inputs)
+        for variable, need in zip(inputs, wanted):
+            if need:
+                dr.clear_grad(variable)
+        # A traversal clears the AD edges from the environment's data to the texture Mitsuba
+        # builds from it, so a second view's gradient would not reach it: it is set afresh
+        # (no BVH rebuild) before every further view. The hand's parameters (vertices, normals,
+        # its texture) keep their edges, as the gradient checks of both layouts show.
+        fresh = [j for j, key in enumerate(keys) if wanted[j] and not key.startswith("hand.")]
+        grads = [torch.zeros_like(v) if need else None for v, need in zip(values, wanted)]
+
+        def collect(indices):
+            for j in indices:
+                grads[j] += dr.grad(inputs[j]).torch().reshape(values[j].shape).to(values[j])
+
+        integrator = target.scene.integrator()
+        done = 0
+        for view, grad_image in zip(views, grad_images):
+            x0, y0, width, height = view.window
+            if grad_image is None or width == 0:
+                continue
+            grad_crop = grad_image[y0 : y0 + height, x0 : x0 + width].to(torch.float32).contiguous()
+            if not bool(grad_crop.any()):
+                continue
+            if done and fresh:
+                collect(fresh)
+                for j, variable in zip(
+                    fresh, target.set([keys[j] for j in fresh], [values[j] for j in fresh], [True] * len(fresh))
+                ):
+                    inputs[j] = variable
+                ctx.token = target.token
+            _set_window(target, view.sensor, view.window, view.camera)
+            integrator.render_backward(
+                target.scene, target.params, mi.TensorXf(grad_crop), sensor=view.sensor, seed=view.seed + 1_000_003
+            )
+            done += 1
+        collect([j for j, need in enumerate(wanted) if need])
+        return (None,) * 3 + tuple(grads)
 
 
-def launch(target: MitsubaScene, sensor: int, seed: int, window, camera: Camera, updates: dict) -> torch.Tensor:
-    """Render ``window`` of camera ``sensor`` with the parameter ``updates`` (key -> tensor) as a
-    differentiable torch op; (H, W, 3), zero outside the window."""
-    return _Launch.apply(target.scene, target.params, sensor, seed, window, camera, tuple(updates), *updates.values())
+def launch(target: MitsubaScene, views: Sequence[View], updates: dict) -> tuple[torch.Tensor, ...]:
+    """Render ``views`` of ``target`` with the parameter ``updates`` (key -> tensor) set once, as a
+    differentiable torch op; one (H, W, 3) image per view, zero outside its window."""
+    return _Views.apply(target, tuple(views), tuple(updates), *updates.values())
 
 
 def padded_envmap(image: torch.Tensor) -> torch.Tensor:
