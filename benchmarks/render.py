@@ -48,6 +48,16 @@ def append_rows(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def in_child(script: str, config: dict) -> dict | None:
+    """Run ``script --one CONFIG`` in a fresh process (so that its peak memory is its own) and
+    return the row it prints last; None (and the error on stderr) when it failed."""
+    out = subprocess.run([sys.executable, script, "--one", json.dumps(config)], capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"FAILED {config}:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def machine() -> str:
     import handlib
 
@@ -192,11 +202,9 @@ def main(argv=None) -> None:
             "layout": layout,
             "repeat": args.repeat,
         }
-        out = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"FAILED {config}:\n{out.stderr[-2000:]}", file=sys.stderr)
+        row = in_child(__file__, config)
+        if row is None:
             continue
-        row = json.loads(out.stdout.strip().splitlines()[-1])
         row["throughput_ratio"] = round(row["plain_rays_s"] / row["iteration_s"], 4)
         rows.append(row)
         print(
