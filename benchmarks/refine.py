@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import append_rows, machine  # noqa: E402  (the same machine description as the renderer benchmark)
+from render import append_rows, in_child, machine  # noqa: E402  (shared with the renderer benchmark)
 
 
 def run_one(config: dict) -> dict:
@@ -122,13 +121,9 @@ def main(argv=None) -> None:
                 "frames": args.frames if method == "dmvr" else 1,
                 "iterations": args.iterations,
             }
-            out = subprocess.run(
-                [sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True
-            )
-            if out.returncode != 0:
-                print(f"FAILED {config}:\n{out.stderr[-2000:]}", file=sys.stderr)
+            row = in_child(__file__, config)
+            if row is None:
                 continue
-            row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(
                 f"{method} {layout:>10}: {row['seconds']:.1f} s ({row['total_iterations']} iterations x "
