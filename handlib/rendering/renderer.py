@@ -82,7 +82,10 @@ class _Group:
     indices: tuple[int, ...]
     hand: MitsubaScene | None
     coverage: MitsubaScene
-    world: bool
+
+    @property
+    def world(self) -> bool:
+        return self.coverage.focals[0] is not None
 
 
 class Renderer:
@@ -129,7 +132,7 @@ class Renderer:
         coverage = build_scene(
             cameras, spp, hand_mesh(surface, props, False), integrator_dict(settings, "reflectance"), focals=focals
         )
-        return _Group(indices, hand, coverage, focals is not None)
+        return _Group(indices, hand, coverage)
 
     @property
     def coverage(self) -> MitsubaScene:
