@@ -341,12 +341,7 @@ class _Views(torch.autograd.Function):
         # (no BVH rebuild) before every further view. The hand's parameters (vertices, normals,
         # its texture) keep their edges, as the gradient checks of both layouts show.
         fresh = [j for j, key in enumerate(keys) if wanted[j] and not key.startswith("hand.")]
-        grads = [torch.zeros_like(v) if need else None for v, need in zip(values, wanted)]
-
-        def collect(indices):
-            for j in indices:
-                grads[j] += dr.grad(inputs[j]).torch().reshape(values[j].shape).to(values[j])
-
+        earlier = {j: [] for j in fresh}  # the variables a re-set replaced, whose gradients still count
         integrator = target.scene.integrator()
         done = 0
         for view, grad_image in zip(views, grad_images):
@@ -357,10 +352,10 @@ class _Views(torch.autograd.Function):
             if not bool(grad_crop.any()):
                 continue
             if done and fresh:
-                collect(fresh)
                 for j, variable in zip(
                     fresh, target.set([keys[j] for j in fresh], [values[j] for j in fresh], [True] * len(fresh))
                 ):
+                    earlier[j].append(inputs[j])
                     inputs[j] = variable
                 ctx.token = target.token
             _set_window(target, view.sensor, view.window, view.camera)
@@ -368,7 +363,15 @@ class _Views(torch.autograd.Function):
                 target.scene, target.params, mi.TensorXf(grad_crop), sensor=view.sensor, seed=view.seed + 1_000_003
             )
             done += 1
-        collect([j for j, need in enumerate(wanted) if need])
+        grads = []
+        for j, (value, need) in enumerate(zip(values, wanted)):
+            if need:
+                total = dr.grad(inputs[j])
+                for variable in earlier.get(j, ()):
+                    total = total + dr.grad(variable)  # summed by Dr.Jit: one conversion per input
+                grads.append(total.torch().reshape(value.shape).to(value))
+            else:
+                grads.append(None)
         ctx.launch = (target, views, keys, inputs)  # what the scene holds now, for a second backward
         return (None,) * 3 + tuple(grads)
 
