@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -122,11 +123,25 @@ def _refine_dataset(args: argparse.Namespace) -> int:
                 args.tls_key,
             ),
             args.retry_failed,
+            command=args.command_line,
+            report=not args.no_report,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"handlib refine-dataset: {err}", file=sys.stderr)
         return 2
     return 0 if not report.failed else 1  # failures are listed above and in refinement/summary.csv
+
+
+def _report(args: argparse.Namespace) -> int:
+    from handlib.pipeline.report import ReportSettings, write_report
+
+    try:
+        page = write_report(args.out, ReportSettings(shown=args.shown, data=args.data))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"handlib report: {err}", file=sys.stderr)
+        return 2
+    print(f"handlib report: wrote {page}")
+    return 0
 
 
 def _source_options() -> argparse.ArgumentParser:
@@ -221,6 +236,18 @@ def _refine_dataset_parser(commands) -> None:
     batch.add_argument("--tls-cert", default=None, help="with a tls:// --scheduler: this client's certificate")
     batch.add_argument("--tls-key", default=None, help="with a tls:// --scheduler: this client's private key")
     batch.add_argument("--retry-failed", action="store_true", help="run again the tasks the ledger holds as failed")
+    batch.add_argument("--no-report", action="store_true", help="do not write OUT/report/index.html at the end")
+
+
+def _report_parser(commands) -> None:
+    report = commands.add_parser(
+        "report",
+        help="write OUT/report/index.html: what a refine-dataset run changed, per sequence, camera and frame "
+        "(works on a partial run too)",
+    )
+    report.add_argument("out", help="the --out folder of a refine-dataset run")
+    report.add_argument("--shown", type=int, default=5, help="worst and best frames shown with overlays (default 5)")
+    report.add_argument("--data", default=None, help="the input dataset, if it has moved since the run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     _synth_parser(commands)
     _refine_parser(commands)
     _refine_dataset_parser(commands)
+    _report_parser(commands)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    return {"synth": _synth, "refine": _refine, "refine-dataset": _refine_dataset}[args.command](args)
+    args.command_line = shlex.join(["handlib", *argv])
+    commands = {"synth": _synth, "refine": _refine, "refine-dataset": _refine_dataset, "report": _report}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

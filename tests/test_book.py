@@ -4,21 +4,18 @@ The book test builds the whole book at the ``smoke`` profile in a copy of the re
 (so the committed figures stay as they are) and opens every page in headless Chromium.
 """
 
-import json
-import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import nbformat
 import pytest
+from browser import CHROMIUM, open_in_chromium
 
 from handlib.experiments import book
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def tiny_registry(root: Path, value: int) -> book.Registry:
@@ -97,44 +94,6 @@ window.addEventListener('load', () => setTimeout(() => {
 </script>"""
 
 
-def open_in_chromium(page: Path, attempts: int = 3) -> dict:
-    """Load a copy of ``page`` (same folder, so its links work) with the checker injected; its report.
-
-    Headless Chromium now and then exits without dumping the page (seen once in CI on a page that
-    loads in 2 s here), so a load is tried ``attempts`` times; the last failure shows Chromium's stderr.
-    """
-    probe = page.with_name(f"_probe_{page.name}")
-    probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + CHECK_SCRIPT, 1), encoding="utf-8")
-    try:
-        for _ in range(attempts):
-            run = subprocess.run(
-                [
-                    CHROMIUM,
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--allow-file-access-from-files",
-                    "--virtual-time-budget=30000",
-                    "--dump-dom",
-                    probe.as_uri(),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
-            found = re.search(r'<pre id="handlib-check">(.*?)</pre>', run.stdout, re.S)
-            if found:
-                break
-    finally:
-        probe.unlink()
-    assert found, (
-        f"{page.name}: the page did not finish loading in Chromium (exit {run.returncode}): {run.stderr[-2000:]}"
-    )
-    return json.loads(
-        found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    )
-
-
 class Links(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -204,7 +163,7 @@ def test_book_pages_work_in_a_browser(built_book):
     assert all(page.is_file() for page in pages.values()), [n for n, p in pages.items() if not p.is_file()]
     plots = 0
     for name, page in pages.items():
-        report = open_in_chromium(page)
+        report = open_in_chromium(page, CHECK_SCRIPT)
         assert report["errors"] == [], (name, report["errors"])
         assert all(image["ok"] for image in report["images"]), (name, [i for i in report["images"] if not i["ok"]])
         for plot in report["plots"]:

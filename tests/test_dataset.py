@@ -22,6 +22,7 @@ from handlib.data.synth import SynthSettings, synthesize
 from handlib.methods.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, scaled
 from handlib.pipeline.dataset import Cluster, Ledger, Selection, plan, refine_task, run_dataset
 from handlib.pipeline.refine import Options, Unit, frame_numbers, guard
+from handlib.pipeline.report import write_report
 
 SMOKE = Options(method="smvr", schedule_scale=0.05, spp=2)
 #: The variable groups that move a hand's geometry, per method.
@@ -383,6 +384,8 @@ def test_client_killed_part_way_resumes_to_the_clean_result(dataset, clean_run, 
         visible_files_are_whole(out)
         statuses = [status for _, status, _ in ledger_rows(out)]
         assert 2 <= statuses.count("done") < 6 and set(statuses) <= {"done", "pending"}
+        page = write_report(out).read_text(encoding="utf-8")  # the report of the killed run says what is missing
+        assert f"{statuses.count('pending')} of 6 task(s) not finished" in page
     resumed = subprocess.run(command(dataset, out), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{statuses.count('done')} already done" in resumed.stdout
@@ -390,6 +393,7 @@ def test_client_killed_part_way_resumes_to_the_clean_result(dataset, clean_run, 
     visible_files_are_whole(out)
     assert outputs(out) == outputs(clean_run)
     assert [row[:2] for row in ledger_rows(out)] == [row[:2] for row in ledger_rows(clean_run)]
+    assert "The run is complete." in (out / "report" / "index.html").read_text(encoding="utf-8")  # replaced whole
 
 
 @pytest.mark.slow

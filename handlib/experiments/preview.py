@@ -139,31 +139,33 @@ def mesh_box(camera, meshes: list[np.ndarray], margin: int = 0) -> tuple[int, in
 def outline_overlay(
     image: np.ndarray,
     camera,
-    meshes: list[tuple[np.ndarray, tuple[int, int, int]]],
+    meshes: list[tuple],
     faces: np.ndarray,
     upscale: int = 4,
     thickness: int = 1,
     crop_margin: int | None = None,
 ) -> np.ndarray:
     """``image`` (H, W, 3) uint8 RGB, enlarged ``upscale`` times, with the silhouette outline of
-    each mesh ((V, 3) mm world vertices, RGB colour) as ``camera`` sees it drawn over it. With
+    each mesh ((V, 3) mm world vertices, RGB colour, and optionally its own line thickness) as
+    ``camera`` sees it drawn over it, in order. With
     ``crop_margin`` (pixels) the result is cropped to the meshes' extent plus that margin."""
     import cv2
 
     height, width = image.shape[:2]
-    projected = [(camera.project(np.asarray(v, dtype=np.float64)), colour) for v, colour in meshes]
+    projected = [(camera.project(np.asarray(v, dtype=np.float64)), colour, *width) for v, colour, *width in meshes]
     x0, y0 = 0, 0
     if crop_margin is not None:
-        x0, y0, x1, y1 = mesh_box(camera, [v for v, _ in meshes], crop_margin)
+        x0, y0, x1, y1 = mesh_box(camera, [m[0] for m in meshes], crop_margin)
         image = image[y0:y1, x0:x1]
         height, width = image.shape[:2]
     canvas = cv2.resize(image, (width * upscale, height * upscale), interpolation=cv2.INTER_NEAREST)
-    for (pixels, depth), colour in projected:
+    for (pixels, depth), colour, *width in projected:
         mask = np.zeros(canvas.shape[:2], np.uint8)
         corners = np.round((pixels[faces] - (x0, y0)) * upscale * 8).astype(np.int32)  # 3 bits of sub-pixel precision
         in_front = (depth[faces] > 0).all(1)
         for triangle in corners[in_front]:  # one by one: fillPoly's even-odd rule would cut overlaps out
             cv2.fillConvexPoly(mask, triangle, 255, lineType=cv2.LINE_8, shift=3)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
+        line = width[0] if width else thickness
+        cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in colour), line, cv2.LINE_AA)
     return canvas

@@ -219,7 +219,7 @@ def refine_sequence(
         texture = lod.compose(levels)
         texture_leaf = texture.detach().clamp(0.0, 1.0).requires_grad_(True)
         record = {"data": 0.0, "edge": 0.0}
-        errors, eps_v, eps_j = [], [], []
+        errors, camera_errors, eps_v, eps_j = [], [], [], []
         for t in range(count):
             output = model(frame_params(t))
             rendered = renderer.render(output.vertices[0], texture_leaf, light, backgrounds=backgrounds)
@@ -238,6 +238,7 @@ def refine_sequence(
             record["data"] += float(data.detach())
             record["edge"] += float(edge.detach())
             errors.append(metrics.backprojection_error(observed[t], shown, rendered.alphas))
+            camera_errors.append(metrics.backprojection_errors(observed[t], shown, rendered.alphas))
             if truth_out is not None:
                 with torch.no_grad():
                     eps_v.append(metrics.vertex_error(output.vertices[0], truth_out[t].vertices[0]))
@@ -256,6 +257,7 @@ def refine_sequence(
                 "prior": float(prior.detach()),
                 "backprojection": float(np.mean(errors)),
                 "backprojection_frames": [float(e) for e in errors],
+                "backprojection_cameras": camera_errors,
             }
         )
         if eps_v:

@@ -30,12 +30,29 @@ def backprojection_error(
     """Mean absolute difference in intensity levels (0-255, averaged over RGB) between observed
     and rendered images (each (H, W, 3) in [0, 1]) over hand pixels: those the rendered hand
     covers at least ``coverage``."""
-    total, count = 0.0, 0
+    sums = _backprojection_sums(observed, rendered, alphas, coverage)
+    count = sum(n for _, n in sums)
+    return sum(t for t, _ in sums) / count if count else float("nan")
+
+
+def backprojection_errors(
+    observed: Sequence[torch.Tensor],
+    rendered: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor],
+    coverage: float = 0.5,
+) -> list[float]:
+    """:func:`backprojection_error` of each view alone (NaN for a view the hand does not cover):
+    what lets a curator see one camera disagree with the others."""
+    return [t / n if n else float("nan") for t, n in _backprojection_sums(observed, rendered, alphas, coverage)]
+
+
+def _backprojection_sums(observed, rendered, alphas, coverage) -> list[tuple[float, int]]:
+    """Per view: the summed absolute difference (levels, RGB-averaged) over hand pixels, their count."""
+    sums = []
     for o, r, a in zip(observed, rendered, alphas):
         mask = a >= coverage
-        total += float((o - r).abs()[mask].sum()) * 255.0 / 3.0
-        count += int(mask.sum())
-    return total / count if count else float("nan")
+        sums.append((float((o - r).abs()[mask].sum()) * 255.0 / 3.0, int(mask.sum())))
+    return sums
 
 
 def robust_psnr(

@@ -173,9 +173,9 @@ def refine_frame(
         energy.backward()
         record = {"E": float(energy.detach()), "E1": float(e1.detach()), "E2": float(e2.detach())}
         with torch.no_grad():
-            record["backprojection"] = metrics.backprojection_error(
-                observed, [i.detach().clamp(0, 1) for i in images_out], rendered.alphas
-            )
+            shown = [i.detach().clamp(0, 1) for i in images_out]
+            record["backprojection"] = metrics.backprojection_error(observed, shown, rendered.alphas)
+            record["backprojection_cameras"] = metrics.backprojection_errors(observed, shown, rendered.alphas)
             if truth_out is not None:
                 record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices[0])
                 record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21[0])

@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import sqlite3
+import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -115,6 +116,10 @@ class Ledger:
                 "CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, position INTEGER, unit TEXT, "
                 "status TEXT, reason TEXT, result TEXT, attempts INTEGER, updated REAL)"
             )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS invocations (started REAL, finished REAL, command TEXT, "
+                "commit_id TEXT, machine TEXT)"
+            )
         stored = self.db.execute("SELECT value FROM run WHERE key = 'config'").fetchone()
         wanted = json.dumps(config, sort_keys=True)
         if stored is None:
@@ -145,6 +150,19 @@ class Ledger:
                 "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, 'pending', '', '', 0, ?)",
                 [(u.key, i, json.dumps(asdict(u)), time.time()) for i, u in enumerate(units)],
             )
+
+    def start(self, command: str) -> int:
+        """Record that ``command`` (re)started the run here and now, on this machine and commit; its row id."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO invocations VALUES (?, NULL, ?, ?, ?)",
+                (time.time(), command, software_commit(), json.dumps(machine())),
+            )
+        return int(cursor.lastrowid)
+
+    def finish(self, invocation: int) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE invocations SET finished = ? WHERE rowid = ?", (time.time(), invocation))
 
     def todo(self, retry_failed: bool = False) -> list[Unit]:
         statuses = ("pending", "failed") if retry_failed else ("pending",)
@@ -177,6 +195,44 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+
+def software_commit() -> str:
+    """handlib's version, and the git commit of its source when it runs from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = f"handlib {version('handlib')}"
+    except PackageNotFoundError:
+        text = "handlib (not installed)"
+    source = Path(__file__).resolve().parents[2]
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if run.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            text += f", commit {run.stdout.strip()}{' (modified)' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return text
+
+
+def machine() -> dict:
+    """Where a run ran: host, system, processor count, Python."""
+    import platform
+
+    return {
+        "host": platform.node(),
+        "system": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
 
 def unit_from_json(text: str) -> Unit:
@@ -335,11 +391,14 @@ def _gpu_pinning(gpus: int):
 
 
 def _remove_partial_files(out: Path) -> None:
-    """Temporary files of writes a kill interrupted (complete files are only ever renamed in)."""
+    """Temporary files of writes a kill interrupted (complete files are only ever renamed in), and
+    reports a kill left half-written (a report is written in a hidden folder, then renamed)."""
     for folder in (out / "refinement", out / "annotations"):
         if folder.is_dir():
             for path in folder.rglob(".*.tmp"):
                 path.unlink(missing_ok=True)
+    for path in out.glob(".report-*.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _progress_line(done: int, failed: int, total: int, started: float, finished_now: int) -> str:
@@ -360,9 +419,13 @@ def run_dataset(
     retry_failed: bool = False,
     log: Callable[[str], None] = print,
     task: Callable[..., dict] = refine_task,
+    command: str = "",
+    report: bool = True,
 ) -> Report:
     """Refine the selected part of ``data``'s split into ``out`` (see the module's docstring).
-    ``task`` is what workers run per unit, with :func:`refine_task`'s arguments and result."""
+    ``task`` is what workers run per unit, with :func:`refine_task`'s arguments and result;
+    ``command`` is recorded in the ledger for the run's report (``OUT/report/index.html``, written
+    at the end unless ``report`` is False)."""
     from distributed import as_completed
 
     started = time.perf_counter()
@@ -379,6 +442,7 @@ def run_dataset(
         out / LEDGER, {"data": str(data), "split": split, "selection": asdict(selection), "options": asdict(options)}
     )
     try:
+        invocation = ledger.start(command or "run_dataset (Python)")
         ledger.add(units)
         todo = ledger.todo(retry_failed)
         statuses = [r["status"] for r in ledger.rows()]
@@ -430,10 +494,18 @@ def run_dataset(
                         failed += 1
                         log(f"refine-dataset: {unit.key} failed: {result['reason']}")
                     log(_progress_line(done, failed, len(units), started, count))
-        report = write_dataset(reader, ledger, out, log)
-        return replace(report, seconds=time.perf_counter() - started)
+        summary = write_dataset(reader, ledger, out, log)
+        ledger.finish(invocation)
     finally:
         ledger.close()
+    if report:
+        from handlib.pipeline.report import write_report
+
+        try:
+            log(f"refine-dataset: report at {write_report(out)}")
+        except Exception as err:  # the dataset is written; a report can be made again from it
+            log(f"refine-dataset: the report failed ({type(err).__name__}: {err}); run `handlib report {out}`")
+    return replace(summary, seconds=time.perf_counter() - started)
 
 
 def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Callable[[str], None] = print) -> Report:
@@ -500,6 +572,15 @@ def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Calla
                 "flag",
             ],
         ),
+    )
+    camera_table = [
+        {**{k: row[k] for k in ("capture", "seq", "hand", "frame")}, "camera": name, "before": b, "after": a}
+        for row in frames_table
+        for name, (b, a) in row.get("cameras", {}).items()  # ledgers of earlier versions have none
+    ]
+    atomic_write(
+        out / "refinement" / "cameras.csv",
+        _csv(camera_table, ["capture", "seq", "hand", "frame", "camera", "before", "after"]),
     )
     atomic_write(out / "refinement" / "summary.csv", _csv(summary_table, list(summary_table[0])))
     done = sum(r["status"] == "done" for r in rows)

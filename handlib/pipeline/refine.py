@@ -72,11 +72,12 @@ class Options:
 @dataclass
 class UnitResult:
     """Per frame: the annotation to publish (refined, or the input where ``flag`` says why not)
-    and the backprojection error (0-255 levels) before and after; per unit: texture, lighting."""
+    and the backprojection error (0-255 levels) before and after, overall and per camera
+    (``cameras``: name -> [before, after]); per unit: texture, lighting."""
 
     unit: Unit
     entries: dict[int, dict]  # frame -> MANO_NeuralAnnot entry of the hand
-    frames: list[dict]  # per frame: frame, backprojection_before/after, diverged, flag
+    frames: list[dict]  # per frame: frame, backprojection_before/after, diverged, flag, cameras
     texture: np.ndarray  # uint8 (S, S, 3), sRGB
     texture_name: str
     environment: list | None  # SH coefficients (DMVR)
@@ -184,8 +185,9 @@ def refine_unit(
         refined = [result.params]
         # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
         texture, texture_name = (result.texture.numpy() * 255.0 + 0.5).astype(np.uint8), "colour_map.png"
-        before = [result.history[0]["backprojection"]]
-        after = [best_entry(result.history, result.best_iteration)["backprojection"]]
+        first, best = result.history[0], best_entry(result.history, result.best_iteration)
+        before, after = [first["backprojection"]], [best["backprojection"]]
+        cameras_before, cameras_after = [first["backprojection_cameras"]], [best["backprojection_cameras"]]
     else:
         from handlib.methods.dmvr import DMVRSettings, refine_sequence
 
@@ -196,10 +198,13 @@ def refine_unit(
         refined = result.params
         texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
         environment = result.light.tolist()
-        before = result.history[0]["backprojection_frames"]
-        after = best_entry(result.history, result.best_iteration)["backprojection_frames"]
+        first, best = result.history[0], best_entry(result.history, result.best_iteration)
+        before, after = first["backprojection_frames"], best["backprojection_frames"]
+        cameras_before, cameras_after = first["backprojection_cameras"], best["backprojection_cameras"]
     entries, per_frame = {}, []
-    for frame, start, params, b, a in zip(frames, initial, refined, before, after):
+    for frame, start, params, b, a, cb, ca in zip(
+        frames, initial, refined, before, after, cameras_before, cameras_after
+    ):
         flag = guard(b, a, result.diverged, _finite(params))
         entries[frame.frame] = mano_entry(start if flag else params)
         per_frame.append(
@@ -210,6 +215,8 @@ def refine_unit(
                 "diverged": bool(result.diverged),
                 "kept_input": bool(flag),
                 "flag": flag,
+                # per camera, as the methods measured them (the published annotation is the input where flagged)
+                "cameras": {name: [float(x), float(y)] for name, x, y in zip(names, cb, ca)},
             }
         )
     summary = {
