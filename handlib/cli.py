@@ -124,11 +124,17 @@ def _refine_dataset(args: argparse.Namespace) -> int:
             ),
             args.retry_failed,
             command=args.command_line,
-            report=not args.no_report,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"handlib refine-dataset: {err}", file=sys.stderr)
         return 2
+    if not args.no_report:
+        from handlib.pipeline.report import write_report
+
+        try:
+            print(f"refine-dataset: report at {write_report(args.out)}")
+        except Exception as err:  # the dataset is written; the report can be made again from it
+            print(f"refine-dataset: the report failed ({type(err).__name__}: {err}); run: handlib report {args.out}")
     return 0 if not report.failed else 1  # failures are listed above and in refinement/summary.csv
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from handlib.experiments import report
-from handlib.experiments.preview import mesh_box, outline_overlay
 from handlib.experiments.study import Case, Scale, face_samples, greedy_camera_order, make_problem
+from handlib.geometry.outline import mesh_box, outline_overlay
 from handlib.geometry.surface import HandSurface
 
 

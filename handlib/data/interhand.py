@@ -109,7 +109,8 @@ MAX_IMAGE_BYTES = 64 << 20
 BAD_VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
-def _load_json(path: Path):
+def load_json(path: Path):
+    """A JSON annotation file, at most MAX_ANNOTATION_BYTES; errors name the file and say what is expected."""
     if not path.is_file():
         raise FileNotFoundError(
             f"InterHand2.6M annotation file not found: {path}. Expected the layout "
@@ -143,8 +144,8 @@ class InterHandReader:
         self.root, self.split = Path(root), split
         if contents is None:
             mano_path = annotation_path(self.root, split, "MANO_NeuralAnnot")
-            contents = {kind: _load_json(annotation_path(self.root, split, kind)) for kind in ANNOTATION_KINDS[:3]}
-            contents["MANO_NeuralAnnot"] = _load_json(mano_path) if mano_path.is_file() else {}
+            contents = {kind: load_json(annotation_path(self.root, split, kind)) for kind in ANNOTATION_KINDS[:3]}
+            contents["MANO_NeuralAnnot"] = load_json(mano_path) if mano_path.is_file() else {}
         for kind in ANNOTATION_KINDS:
             if not isinstance(contents.get(kind), dict):
                 raise ValueError(

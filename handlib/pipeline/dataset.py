@@ -420,12 +420,11 @@ def run_dataset(
     log: Callable[[str], None] = print,
     task: Callable[..., dict] = refine_task,
     command: str = "",
-    report: bool = True,
 ) -> Report:
     """Refine the selected part of ``data``'s split into ``out`` (see the module's docstring).
     ``task`` is what workers run per unit, with :func:`refine_task`'s arguments and result;
-    ``command`` is recorded in the ledger for the run's report (``OUT/report/index.html``, written
-    at the end unless ``report`` is False)."""
+    ``command`` is recorded in the ledger, for the run's report
+    (:func:`handlib.pipeline.report.write_report`)."""
     from distributed import as_completed
 
     started = time.perf_counter()
@@ -498,13 +497,6 @@ def run_dataset(
         ledger.finish(invocation)
     finally:
         ledger.close()
-    if report:
-        from handlib.pipeline.report import write_report
-
-        try:
-            log(f"refine-dataset: report at {write_report(out)}")
-        except Exception as err:  # the dataset is written; a report can be made again from it
-            log(f"refine-dataset: the report failed ({type(err).__name__}: {err}); run `handlib report {out}`")
     return replace(summary, seconds=time.perf_counter() - started)
 
 

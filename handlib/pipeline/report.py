@@ -220,15 +220,15 @@ def truth_errors(run: Run, rows: list[dict], data: Path, model_path: str | None)
     eps_j (mm) of the input and of the published annotation, added to ``rows``; False without one."""
     import torch
 
-    from handlib.data.interhand import _load_json, annotation_path
+    from handlib.data.interhand import annotation_path, load_json
     from handlib.methods.metrics import joint_error, vertex_error
     from handlib.model.hand import HandModel, HandParams
 
     path = data / "ground_truth" / "MANO_NeuralAnnot.json"
     if not path.is_file():
         return False
-    truth = _load_json(path)
-    inputs = _load_json(annotation_path(data, run.config.get("split", "test"), "MANO_NeuralAnnot"))
+    truth = load_json(path)
+    inputs = load_json(annotation_path(data, run.config.get("split", "test"), "MANO_NeuralAnnot"))
     published = _published(run)
     models: dict[str, HandModel] = {}
     for row in rows:
@@ -283,7 +283,7 @@ def draw_overlays(
     import torch
 
     from handlib.data.interhand import InterHandReader
-    from handlib.experiments.preview import mesh_box, outline_overlay
+    from handlib.geometry.outline import mesh_box, outline_overlay
     from handlib.model.hand import HandModel, HandParams
 
     reader = InterHandReader(data, run.config.get("split", "test"))
@@ -456,7 +456,7 @@ def render_page(run, rows, worst, best, overlays, textures, truth, settings) -> 
     e = html.escape
     statuses = [t["status"] for t in run.tasks]
     frame_status = [r["status"] for r in rows]
-    eps = [("eps_v_before", "eps_v before (mm)", "num"), ("eps_v_after", "eps_v after (mm)", "num")] if truth else []
+    eps = [(f"eps_{k}_{t}", f"eps_{k} {t} (mm)", "num") for k in "vj" for t in ("before", "after")] if truth else []
     frame_columns = [
         ("capture", "capture", "int"),
         ("seq", "sequence", "text"),
