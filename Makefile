@@ -1,7 +1,8 @@
 # handlib: the two commands of the README, each doing its own set-up on a fresh
 # Debian/Ubuntu machine (as root, or with sudo).
-#   make test   system libraries, Chromium, .venv, handlib[test,book]; ruff (format, lint); the tests (the smoke book too)
+#   make test   system libraries, Chromium, .venv, handlib[test,book,lab]; ruff (format, lint); the tests (the smoke book too)
 #   make book   system libraries, Chromium, MathJax, .venv, handlib[book]; run the notebooks, build book/
+#   make lab    the same set-up, then JupyterLab on 127.0.0.1 with the explore notebook
 # Re-running is fast: each set-up step is redone only when its inputs change.
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ LIBLLVM_GLOB ?= /usr/lib/*/libLLVM-19.so* /usr/lib/llvm-19/lib/libLLVM*.so*
 APT_GET ?= apt-get
 APT_CACHE ?= apt-cache
 
-.PHONY: test book system clean
+.PHONY: test book lab system clean
 
 # The tests include building the book (smoke profile) and reading it in Chromium.
 test: $(STAMPS)/venv-book $(STAMPS)/chromium $(STAMPS)/mathjax-3.2.2.tgz
@@ -80,8 +81,13 @@ $(STAMPS)/venv-test: pyproject.toml $(VENV)/bin/python
 	@touch $@
 
 $(STAMPS)/venv-book: pyproject.toml $(STAMPS)/venv-test
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,book]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,book,lab]"
 	@touch $@
+
+# JupyterLab on 127.0.0.1 with notebooks/explore.ipynb open (notebooks/jupyter_lab_config.py); the
+# address with its token is printed, and a desktop browser opens it.
+lab: $(STAMPS)/venv-book
+	cd notebooks && ../$(VENV)/bin/jupyter lab --config=jupyter_lab_config.py
 
 clean:
 	rm -rf $(STAMPS) book/_build book/_cache book/_vendor book/*.ipynb results

@@ -74,3 +74,25 @@ def test_a_first_energy_that_is_not_finite_returns_the_starting_state():
     a, b, optimisers, evaluate, snapshot = quadratic_problem(explode_at=0)
     outcome = optimise(loop_settings(Stage(("a",), 3)), optimisers, evaluate, snapshot)
     assert outcome.diverged and outcome.best_iteration == 0 and outcome.best_state == (4.0, -3.0)
+
+
+def test_a_watcher_sees_every_record_and_can_stop_the_run():
+    a, b, optimisers, evaluate, snapshot = quadratic_problem()
+    seen = []
+
+    def watch(record):
+        seen.append(record["iteration"])
+        return record["iteration"] == 6  # a user pressed stop during the second stage
+
+    after = []
+    outcome = optimise(
+        loop_settings(Stage(("a",), 5), Stage(("b",), 5)),
+        optimisers,
+        evaluate,
+        snapshot,
+        after_stage=lambda stage: after.append(stage.optimise),
+        watch=watch,
+    )
+    assert seen == list(range(7)) and len(outcome.history) == 7
+    assert not outcome.diverged and after == [("a",)]  # the interrupted stage does not "finish"
+    assert outcome.best_iteration == 6 and outcome.best_state == (outcome.history[6]["a"], outcome.history[6]["b"])

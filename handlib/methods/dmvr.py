@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -128,6 +128,7 @@ def refine_sequence(
     settings: DMVRSettings = DMVRSettings(),
     truth: Sequence[HandParams] | None = None,
     progress: bool = False,
+    watch: Callable[[dict, list[HandParams]], bool | None] | None = None,
 ) -> DMVRResult:
     """Refine a video: ``images[t][c]`` (uint8 or float (H, W, 3)) of frame t in camera c,
     ``initial[t]`` its MANO estimate (batch 1), ``times[t]`` its frame number. ``truth`` adds
@@ -273,8 +274,18 @@ def refine_sequence(
         for level in levels[trainable:]:
             level.grad = None
 
+    def looked_at(record: dict) -> bool | None:
+        return watch(record, [frame_params(t).detached() for t in range(count)])
+
     outcome = optimise(
-        settings, optimisers, evaluate, snapshot, before_step=freeze_levels, desc="dmvr", progress=progress
+        settings,
+        optimisers,
+        evaluate,
+        snapshot,
+        before_step=freeze_levels,
+        desc="dmvr",
+        progress=progress,
+        watch=looked_at if watch else None,
     )
     rotation_, translation_, articulation_, betas_, light_, transforms_, *levels_ = outcome.best_state
     refined = [frame_params(t, (rotation_, translation_, articulation_, betas_)) for t in range(count)]

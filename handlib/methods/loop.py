@@ -48,17 +48,20 @@ def optimise(
     after_stage: Callable[[Stage], None] | None = None,
     desc: str = "refine",
     progress: bool = False,
+    watch: Callable[[dict], bool | None] | None = None,
 ) -> Outcome:
     """Run ``settings.schedule``: in each of a stage's iterations, zero every optimiser's gradients,
     ``evaluate(stage)`` (the energy's gradients accumulated, its record returned), append the
     record, stop if the energy diverged (not finite, or above ``settings.divergence_factor`` times
     the first one), keep ``snapshot()`` if it is the lowest so far, run ``before_step(stage)``, and step the
     optimisers of the stage's groups (``stage.optimise``; groups without an optimiser are skipped).
-    ``after_stage(stage)`` runs after each stage. When no iteration finished (the first energy was
+    ``after_stage(stage)`` runs after each stage. ``watch(record)`` sees each record as it is
+    appended (before the step); when it returns True the run stops there, as if the schedule ended
+    (an interactive stop). When no iteration finished (the first energy was
     already not finite) the state before the first step is returned, as iteration 0."""
     history: list[dict] = []
     best_value, best_iteration, best_state = math.inf, 0, snapshot()
-    first, diverged, iteration = None, False, 0
+    first, diverged, stopped, iteration = None, False, False, 0
     bar = tqdm(total=total_iterations(settings.schedule), desc=desc, unit="it", disable=not progress)
     for stage in settings.schedule:
         active = [optimisers[group] for group in stage.optimise if group in optimisers]
@@ -74,13 +77,16 @@ def optimise(
                 break
             if value < best_value:
                 best_value, best_iteration, best_state = value, iteration, snapshot()
+            if watch is not None and watch(record):
+                stopped = True
+                break
             if before_step is not None:
                 before_step(stage)
             for optimiser in active:
                 optimiser.step()
             iteration += 1
             bar.update()
-        if diverged:
+        if diverged or stopped:
             break
         if after_stage is not None:
             after_stage(stage)

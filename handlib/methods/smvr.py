@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -103,6 +103,7 @@ def refine_frame(
     settings: SMVRSettings = SMVRSettings(),
     truth: HandParams | None = None,
     progress: bool = False,
+    watch: Callable[[dict, HandParams], bool | None] | None = None,
 ) -> SMVRResult:
     """Refine ``initial`` (batch 1) against ``images`` (uint8 or float (H, W, 3) per camera).
 
@@ -193,7 +194,19 @@ def refine_frame(
                 )
                 colour.copy_(baked)
 
-    outcome = optimise(settings, optimisers, evaluate, snapshot, after_stage=rebake, desc="smvr", progress=progress)
+    def looked_at(record: dict) -> bool | None:
+        return watch(record, current().detached())
+
+    outcome = optimise(
+        settings,
+        optimisers,
+        evaluate,
+        snapshot,
+        after_stage=rebake,
+        desc="smvr",
+        progress=progress,
+        watch=looked_at if watch else None,
+    )
     best_delta, best_colour, best_transforms = outcome.best_state
     refined = HandParams(*(getattr(initial, n).detach() + best_delta[n] for n in GEOMETRY))
     return SMVRResult(

@@ -43,6 +43,10 @@ class HandParams:
     def batch_size(self) -> int:
         return int(self.global_orient.shape[0])
 
+    def detached(self) -> "HandParams":
+        """A copy outside any autograd graph (what an observer of an optimisation may keep)."""
+        return HandParams(*(t.detach().clone() for t in (self.global_orient, self.hand_pose, self.betas, self.transl)))
+
     @classmethod
     def zeros(cls, batch_size: int = 1, pose_dim: int = 45, dtype: torch.dtype = torch.float32) -> "HandParams":
         return cls.create(batch_size, pose_dim=pose_dim, dtype=dtype)

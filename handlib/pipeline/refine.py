@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -155,9 +156,16 @@ def guard(before: float, after: float, diverged: bool, finite: bool) -> str:
 
 
 def refine_unit(
-    reader: InterHandReader, unit: Unit, options: Options = Options(), progress: bool = False
+    reader: InterHandReader,
+    unit: Unit,
+    options: Options = Options(),
+    progress: bool = False,
+    truth: list | None = None,
+    watch: Callable[[dict, list], bool | None] | None = None,
 ) -> UnitResult:
-    """Refine ``unit`` read through ``reader``; bad input raises :class:`InputError`."""
+    """Refine ``unit`` read through ``reader``; bad input raises :class:`InputError`. ``truth`` (a
+    HandParams per frame) adds eps_v / eps_j to the history; ``watch(record, params)`` sees every
+    iteration's record and HandParams per frame, and stops the run by returning True."""
     from handlib.model.hand import HandModel
     from handlib.rendering.colour import to_srgb8
 
@@ -181,7 +189,18 @@ def refine_unit(
         settings = SMVRSettings(
             loss=options.loss, schedule=scaled(SMVR_SCHEDULE, options.schedule_scale), spp=options.spp
         )
-        result = refine_frame(model, cameras, images[0], initial[0], joints, valid, settings, progress=progress)
+        result = refine_frame(
+            model,
+            cameras,
+            images[0],
+            initial[0],
+            joints,
+            valid,
+            settings,
+            truth=truth[0] if truth else None,
+            progress=progress,
+            watch=(lambda record, params: watch(record, [params])) if watch else None,
+        )
         refined = [result.params]
         # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
         texture, texture_name = (result.texture.numpy() * 255.0 + 0.5).astype(np.uint8), "colour_map.png"
@@ -193,7 +212,15 @@ def refine_unit(
 
         settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, options.schedule_scale), spp=options.spp)
         result = refine_sequence(
-            model, cameras, images, initial, [f.frame for f in frames], settings, progress=progress
+            model,
+            cameras,
+            images,
+            initial,
+            [f.frame for f in frames],
+            settings,
+            truth=truth,
+            progress=progress,
+            watch=watch,
         )
         refined = result.params
         texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
