@@ -4,6 +4,7 @@ The book test builds the whole book at the ``smoke`` profile in a copy of the re
 (so the committed figures stay as they are) and opens every page in headless Chromium.
 """
 
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -173,6 +174,8 @@ def test_book_pages_work_in_a_browser(built_book):
             assert report["math"] > 5, f"{name}: equations were not typeset (MathJax missing?)"
     assert plots >= 8  # both methods' histories, their experiment figures, the exploration's 3D view
     assert not [p.name for p in built_book.glob("*.html") if "cdn.plot.ly" in p.read_text()]  # offline: no CDN
+    # ... nor any other script from the network (widget state on a page would load the widgets' from one)
+    assert not [p.name for p in built_book.glob("*.html") if re.search(r'<script[^>]*src="https?://', p.read_text())]
     # Internal links resolve: the file exists, and so does the anchor.
     broken = []
     for page in built_book.glob("*.html"):

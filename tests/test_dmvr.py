@@ -16,6 +16,7 @@ from handlib.methods.temporal import bilateral_filter, temporal_prior
 from handlib.rendering import lighting
 from handlib.rendering.colour import srgb_decode, srgb_encode, to_srgb8
 from handlib.rendering.renderer import Renderer, RenderSettings
+from handlib.rendering.texture import rasterize_atlas
 
 
 def test_levels_of_detail_compose_back_to_the_texture():
@@ -154,7 +155,8 @@ def smoke_video_refinement(problem, seed: int = 0):
 
 @pytest.mark.slow
 def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
-    before, after, result = smoke_video_refinement(smoke_video(tmp_path))
+    problem = smoke_video(tmp_path)
+    before, after, result = smoke_video_refinement(problem)
     assert abs(before - 5.0) < 0.3
     # Measured over Monte Carlo seeds 0-7 (benchmarks/test_margins.py): after / before 0.50 +- 0.027,
     # worst 0.53; the bound 0.7 is 7.2 sd away (it was 0.85, 12.7 sd: looser than it needed to be).
@@ -163,6 +165,14 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     assert result.texture.shape == (128, 128, 3) and math.isfinite(result.history[-1]["prior"])
     # One shape for the video.
     assert all(torch.equal(p.betas, result.params[0].betas) for p in result.params)
+    # The light's gauge: its mean stays white at 1, its other coefficients grey; the light moved.
+    light = result.light
+    assert torch.allclose(light[0], lighting.uniform(1.0, 2)[0]) and torch.equal(light, light[:, :1].expand(-1, 3))
+    assert light[1:].abs().max() > 1e-4
+    # The texels some camera saw in some frame: all on the hand, most of it, not all of it.
+    surface = HandSurface.of(problem.model)
+    _, covered = rasterize_atlas(surface, torch.zeros(surface.num_vertices, 1), 128)
+    assert not (result.seen & ~covered).any() and 0.3 < result.seen[covered].mean() < 0.95
 
 
 @pytest.mark.slow

@@ -59,6 +59,7 @@ class SynthSettings:
     directional_light: float = 0.0  # 0: near-uniform studio light; ~1: a strong key light, shadows
     colour_response: float = 0.0  # spread of each camera's 3x4 colour transform around identity
     occluded_views: float = 0.0  # fraction of views with a bar in front of the hand
+    background: tuple[float, float, float] = (0.03, 0.03, 0.035)  # linear RGB behind the hand
     split: str = "test"
 
     def __post_init__(self) -> None:
@@ -287,7 +288,7 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
             with torch.no_grad():
                 output = model(params)
                 rendered = renderer.render(
-                    output.vertices[0], subject.texture, light, backgrounds=[(0.03, 0.03, 0.035)] * len(cameras)
+                    output.vertices[0], subject.texture, light, backgrounds=[settings.background] * len(cameras)
                 )
             images, occluders = {}, {}
             for k, (camera, image, alpha) in enumerate(zip(cameras, rendered.images, rendered.alphas)):

@@ -133,16 +133,25 @@ def machine_record() -> dict:
     }
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def record_run(path: Path, record: dict) -> None:
-    """Append the run record to an executed notebook, as metadata and as a last markdown cell, and
-    keep the parameters papermill injected off the page (the record lists them)."""
+    """Append the run record to an executed notebook, as metadata and as a last markdown cell, keep
+    the parameters papermill injected off the page (the record lists them), and drop the state of
+    interactive widgets: a widget needs a live kernel, and its state on a page would make the book
+    load the widgets' JavaScript from a CDN (the book works offline; the explore page shows static
+    figures instead)."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(WIDGET_VIEW, None)
     notebook.metadata["handlib_run"] = record
     rows = "\n".join(f"| {key.replace('_', ' ')} | {value} |" for key, value in record.items() if key != "key")
     notebook.cells.append(

@@ -23,13 +23,14 @@ in the images' sRGB encoding. Gradients are accumulated frame by frame: one fram
 C renders are in memory at a time, whatever T is.
 
 Each feature (edges, temporal prior, lighting, colour transforms) can be switched off for
-the ablation; without lighting the light stays uniform white.
+the ablation; without lighting the light stays uniform white. The light is grey by default
+(``light_gauge``): see the book's Differences page.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import cv2
@@ -80,6 +81,11 @@ class DMVRSettings:
     edges: bool = True
     temporal: bool = True
     lighting: bool = True
+    # "grey": the light's mean (the SH band-0 term) stays white at 1 and its other coefficients are
+    # one value for R, G and B, so the hand's colour and overall brightness live in the albedo (and
+    # the cameras' colour transforms) only; "free": all bands^2 x RGB coefficients move (the paper),
+    # which lets colour and scale trade between light and albedo (see the book's Differences page).
+    light_gauge: str = "grey"
     colour_transforms: bool = True
     texture_size: int = 1024
     lod_levels: int = 8
@@ -92,6 +98,8 @@ class DMVRSettings:
 
     def __post_init__(self) -> None:
         lod.level_sizes(self.texture_size, self.lod_levels)  # ValueError when they do not fit
+        if self.light_gauge not in ("grey", "free"):
+            raise ValueError(f"light_gauge must be 'grey' or 'free', got {self.light_gauge!r}.")
         for stage in self.schedule:
             unknown = set(stage.optimise) - set(DMVR_GROUPS)
             if unknown or stage.iterations < 0:
@@ -108,6 +116,7 @@ class DMVRResult:
     diverged: bool
     best_iteration: int
     seconds: float
+    seen: np.ndarray | None = field(default=None, repr=False)  # (S, S) texels some camera saw in some frame
 
 
 def edge_map(image: np.ndarray) -> np.ndarray:
@@ -162,18 +171,36 @@ def refine_sequence(
     with torch.no_grad():
         starts = [model(HandParams(p.global_orient, p.hand_pose, betas0, p.transl)).vertices[0] for p in initial]
         coverage = renderer.render(starts[0], torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, settings.sh_bands))
-    backgrounds = [srgb_decode(c) for c in background_colours(observed[0], coverage.alphas)]
+
+    # Per texel, the mean over the frames that saw it; texels no frame saw are filled from the
+    # nearest seen ones on the surface (first frame's pose), at the start and again at the end.
+    encoded_backgrounds = background_colours(observed[0], coverage.alphas)
+    backgrounds = [srgb_decode(c) for c in encoded_backgrounds]
     baked = [
-        backproject_texture(surface, v, cameras, [o.numpy() for o in row], settings.texture_size)[0]
+        backproject_texture(surface, v, cameras, [o.numpy() for o in row], settings.texture_size, encoded_backgrounds)
         for v, row in zip(starts, observed)
     ]
+    seen = np.stack([b.seen for b in baked])
+    summed = sum(b.texture.double() * torch.as_tensor(s[..., None]) for b, s in zip(baked, seen))
+    visibility = replace(baked[0], seen=seen.any(0))
+    start_texture = visibility.fill(summed / torch.as_tensor(np.maximum(seen.sum(0), 1)[..., None]))
 
     # The unknowns: texture levels, light, colour transforms, per-frame pose corrections, one shape.
     levels = [
-        level.clone().requires_grad_(True)
-        for level in lod.decompose(srgb_decode(torch.stack(baked).mean(0)), settings.lod_levels)
+        level.clone().requires_grad_(True) for level in lod.decompose(srgb_decode(start_texture), settings.lod_levels)
     ]
-    light = lighting.uniform(1.0, settings.sh_bands).clone().requires_grad_(settings.lighting)
+    white = lighting.uniform(1.0, settings.sh_bands)
+    if settings.light_gauge == "grey":  # the variables: one value per SH coefficient beyond band 0
+        light_variables = torch.zeros(len(white) - 1, requires_grad=settings.lighting)
+    else:
+        light_variables = white.clone().requires_grad_(settings.lighting)
+
+    def light_of(variables: torch.Tensor) -> torch.Tensor:
+        """The (bands^2, 3) SH coefficients the light variables stand for (see ``light_gauge``)."""
+        if settings.light_gauge == "free":
+            return variables
+        return white + torch.cat([variables.new_zeros(1), variables])[:, None].expand(-1, 3)
+
     transforms = identity_colour_transforms(len(cameras), settings.colour_transforms)
     rotation = torch.zeros(count, 3, requires_grad=True)
     translation = torch.zeros(count, 3, requires_grad=True)
@@ -187,7 +214,7 @@ def refine_sequence(
     samples = torch.arange(count, dtype=torch.float64)
 
     groups = {
-        "environment": [(light, settings.lr_environment)] if settings.lighting else [],
+        "environment": [(light_variables, settings.lr_environment)] if settings.lighting else [],
         # per level, so that all levels together move a texel by at most lr_texture per step
         "texture": [(level, settings.lr_texture / len(levels)) for level in levels],
         "shape": [(betas, settings.lr_shape)],
@@ -223,7 +250,9 @@ def refine_sequence(
         errors, camera_errors, eps_v, eps_j = [], [], [], []
         for t in range(count):
             output = model(frame_params(t))
-            rendered = renderer.render(output.vertices[0], texture_leaf, light, backgrounds=backgrounds)
+            rendered = renderer.render(
+                output.vertices[0], texture_leaf, light_of(light_variables), backgrounds=backgrounds
+            )
             data = edge = torch.zeros(())
             shown = []
             for c, image in enumerate(rendered.images):
@@ -266,7 +295,8 @@ def refine_sequence(
         return record
 
     def snapshot():
-        return [v.detach().clone() for v in (rotation, translation, articulation, betas, light, transforms, *levels)]
+        state = (rotation, translation, articulation, betas, light_variables, transforms, *levels)
+        return [v.detach().clone() for v in state]
 
     def freeze_levels(stage: Stage) -> None:
         """Levels finer than the stage's keep their values (and still add to the texture)."""
@@ -291,11 +321,12 @@ def refine_sequence(
     refined = [frame_params(t, (rotation_, translation_, articulation_, betas_)) for t in range(count)]
     return DMVRResult(
         refined,
-        lod.compose(levels_).clamp(0.0, 1.0),
-        light_,
+        visibility.fill(lod.compose(levels_).clamp(0.0, 1.0)),
+        light_of(light_),
         transforms_,
         outcome.history,
         outcome.diverged,
         outcome.best_iteration,
         time.perf_counter() - start,
+        visibility.seen,
     )

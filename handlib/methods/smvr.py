@@ -130,7 +130,9 @@ def refine_frame(
         first = renderer.render(initial_out.vertices[0], torch.full((4, 4, 3), 0.5))
     backgrounds = background_colours(observed, first.alphas)
     observed_arrays = [o.numpy() for o in observed]
-    texture0, _ = backproject_texture(surface, initial_out.vertices[0], cameras, observed_arrays, settings.texture_size)
+    texture0 = backproject_texture(
+        surface, initial_out.vertices[0], cameras, observed_arrays, settings.texture_size, backgrounds
+    ).texture
 
     # The unknowns: corrections to the estimate, the colour map, one colour transform per camera.
     delta = {name: torch.zeros_like(getattr(initial, name), requires_grad=True) for name in GEOMETRY}
@@ -189,10 +191,10 @@ def refine_frame(
         """The colour map back-projected again from the geometry a stage refined (``rebake_colour``)."""
         if settings.rebake_colour and "geometry" in stage.optimise:
             with torch.no_grad():
-                baked, _ = backproject_texture(
-                    surface, model(current()).vertices[0], cameras, observed_arrays, settings.texture_size
+                baked = backproject_texture(
+                    surface, model(current()).vertices[0], cameras, observed_arrays, settings.texture_size, backgrounds
                 )
-                colour.copy_(baked)
+                colour.copy_(baked.texture)
 
     def looked_at(record: dict) -> bool | None:
         return watch(record, current().detached())

@@ -84,6 +84,7 @@ class UnitResult:
     environment: list | None  # SH coefficients (DMVR)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list, repr=False)
+    seen: np.ndarray | None = field(default=None, repr=False)  # DMVR: (S, S) texels some camera saw
 
 
 def frame_numbers(spec: str, available: list[int]) -> list[int]:
@@ -176,7 +177,7 @@ def refine_unit(
     model = HandModel(unit.hand, model_path=options.mano)
     cameras = [frames[0].cameras[c] for c in names]
     initial = [f.hand_params(unit.hand) for f in frames]
-    environment = None
+    environment = seen = None
     if options.method == "smvr":
         from handlib.methods.smvr import SMVRSettings, refine_frame
 
@@ -225,6 +226,7 @@ def refine_unit(
         refined = result.params
         texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
         environment = result.light.tolist()
+        seen = result.seen
         first, best = result.history[0], best_entry(result.history, result.best_iteration)
         before, after = first["backprojection_frames"], best["backprojection_frames"]
         cameras_before, cameras_after = first["backprojection_cameras"], best["backprojection_cameras"]
@@ -259,7 +261,7 @@ def refine_unit(
         "first": result.history[0],
         "best": best_entry(result.history, result.best_iteration),
     }
-    return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, result.history)
+    return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, result.history, seen)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
@@ -280,14 +282,19 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
 
 def write_unit_files(folder: str | Path, result: UnitResult) -> list[str]:
-    """The unit's texture (PNG), environment (JSON, DMVR) and metrics (JSON), each written
-    atomically into ``folder``; the names written."""
+    """The unit's texture (PNG), the mask of its texels some camera saw (``visibility.png``, white:
+    seen; DMVR), environment (JSON, DMVR) and metrics (JSON), each written atomically into
+    ``folder``; the names written."""
     folder = Path(folder)
     ok, png = cv2.imencode(".png", cv2.cvtColor(result.texture, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode the texture of {result.unit.key} as PNG.")
     atomic_write(folder / result.texture_name, png.tobytes())
     written = [result.texture_name]
+    if result.seen is not None:
+        ok, mask = cv2.imencode(".png", result.seen.astype(np.uint8) * 255)
+        atomic_write(folder / "visibility.png", mask.tobytes())
+        written.append("visibility.png")
     if result.environment is not None:
         atomic_write(
             folder / "environment.json",

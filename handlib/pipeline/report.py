@@ -362,7 +362,13 @@ def appearance(run: Run, folder: Path) -> list[dict]:
         if scale < 1:
             picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(folder / f"{index}_texture.png"), picture)
-        entry = {"task": task["key"], "index": index, "light": False}
+        entry = {"task": task["key"], "index": index, "light": False, "mask": False}
+        mask = cv2.imread(str(source / "visibility.png"), cv2.IMREAD_GRAYSCALE)
+        if mask is not None:
+            cv2.imwrite(
+                str(folder / f"{index}_mask.png"), cv2.resize(mask, picture.shape[1::-1], interpolation=cv2.INTER_AREA)
+            )
+            entry["mask"] = True
         try:
             coefficients = torch.tensor(json.loads(light.read_text())["sh_coefficients"], dtype=torch.float64)
             image = latlong_image(coefficients, torch.eye(3, dtype=torch.float64), 64, 128).numpy()
@@ -450,7 +456,18 @@ def _when(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds)) if seconds else "not finished"
 
 
-def render_page(run, rows, worst, best, overlays, textures, truth, settings) -> str:
+def render_page(
+    run: Run,
+    rows: list[dict],
+    worst: list[dict],
+    best: list[dict],
+    overlays: dict[tuple, list[dict]],
+    textures: list[dict],
+    truth: bool,
+    settings: ReportSettings,
+) -> str:
+    """The page's HTML: every name and reason from the run escaped, the tables' data as JSON that
+    cannot close its script element, plotly.js inline."""
     from plotly.offline import get_plotlyjs
 
     e = html.escape
@@ -596,14 +613,17 @@ def render_page(run, rows, worst, best, overlays, textures, truth, settings) -> 
     if textures:
         cells = "".join(
             f'<figure><img loading="lazy" src="appearance/{t["index"]}_texture.png" alt="texture">'
+            + (f'<img loading="lazy" src="appearance/{t["index"]}_mask.png" alt="seen texels">' if t["mask"] else "")
             + (f'<img loading="lazy" src="appearance/{t["index"]}_light.png" alt="light">' if t["light"] else "")
             + f"<figcaption>{e(t['task'])}</figcaption></figure>"
             for t in textures
         )
         appearance_html = (
             '<section id="appearance"><h2>Recovered texture and light (DMVR)</h2><p>Per task: the albedo '
-            "texture (sRGB) and the spherical-harmonics environment as a latitude-longitude image (up at the "
-            f"top, scaled so that its brightest direction is white).</p><div class='views'>{cells}</div></section>"
+            "texture (sRGB), the texels some camera saw in some frame (white; the others are filled from their "
+            "neighbours on the surface), and the spherical-harmonics environment as a latitude-longitude image "
+            f"(up at the top, scaled so that its brightest direction is white).</p><div class='views'>{cells}</div>"
+            "</section>"
         )
     truth_note = (
         "<p>eps_v and eps_j are measured against the input's <code>ground_truth/</code>; that truth is a hand of the "
