@@ -180,21 +180,26 @@ class Ledger:
             )
 
     def rows(self) -> list[dict]:
-        cursor = self.db.execute("SELECT key, unit, status, reason, result, attempts FROM tasks ORDER BY position")
-        return [
-            {
-                "key": k,
-                "unit": unit_from_json(u),
-                "status": s,
-                "reason": r,
-                "result": json.loads(res) if res else None,
-                "attempts": a,
-            }
-            for k, u, s, r, res, a in cursor
-        ]
+        return read_tasks(self.db)
 
     def close(self) -> None:
         self.db.close()
+
+
+def read_tasks(db: sqlite3.Connection) -> list[dict]:
+    """The ledger's tasks in their order: key, unit, status, reason, result (parsed), attempts."""
+    cursor = db.execute("SELECT key, unit, status, reason, result, attempts FROM tasks ORDER BY position")
+    return [
+        {
+            "key": k,
+            "unit": unit_from_json(u),
+            "status": s,
+            "reason": r,
+            "result": json.loads(res) if res else None,
+            "attempts": a,
+        }
+        for k, u, s, r, res, a in cursor
+    ]
 
 
 def software_commit() -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handlib.pipeline.dataset import LEDGER, unit_folder, unit_from_json
+from handlib.pipeline.dataset import LEDGER, read_tasks, unit_folder
 
 #: A camera "stands out" when its mean error after refinement is this many times its capture's median camera.
 STANDOUT = 1.5
@@ -88,20 +88,7 @@ def read_run(out: str | Path) -> Run:
                         "machine": json.loads(machine or "{}"),
                     }
                 )
-        tasks = []
-        for key, unit, status, reason, result, attempts in db.execute(
-            "SELECT key, unit, status, reason, result, attempts FROM tasks ORDER BY position"
-        ):
-            tasks.append(
-                {
-                    "key": key,
-                    "unit": unit_from_json(unit),
-                    "status": status,
-                    "reason": reason,
-                    "result": json.loads(result) if result else None,
-                    "attempts": attempts,
-                }
-            )
+        tasks = read_tasks(db)
     except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: cannot read the ledger ({type(err).__name__}: {err}).") from None
     finally:
