@@ -1,8 +1,9 @@
 """DMVR's light gauge: the paper's free SH light (12 coefficients, colour included) against handlib's
 grey gauge (the light's mean fixed white, its other coefficients grey), on development videos that
 no notebook uses. Prints, and appends to ``light_gauge.csv``, per case and gauge: eps_v before and
-after, the texture's robust PSNR against the true skin (over the hand's texels, after the best 3x4
-colour transform), and how far the recovered light's colour strays from grey.
+after, the texture's robust PSNR against the true skin (after the best 3x4 colour transform, over the
+hand's texels and over those some camera saw), the angle between the recovered and the true light's
+dominant directions, and how far the recovered light's colour strays from grey.
 
     .venv/bin/python benchmarks/light_gauge.py              # 3 cases, about 10 minutes on 2 cores
 """
@@ -53,6 +54,8 @@ def main() -> None:
                     "eps_v_before": round(record["eps_v_before"], 3),
                     "eps_v_after": round(record["eps_v_after"], 3),
                     "texture_psnr": round(record["texture_psnr"], 2),
+                    "texture_psnr_seen": round(record["texture_psnr_seen"], 2),
+                    "light_direction_error_deg": round(record["light_direction_error_deg"], 1),
                     "light_colour_spread": round(spread, 4),
                     "seconds": round(record["seconds"], 1),
                 }

@@ -85,3 +85,13 @@ def test_surface_refuses_bad_uvs(right_flat):
         HandSurface.create(
             right_flat.faces, torch.full_like(right_flat.uv_corners, float("nan")), right_flat.num_vertices
         )
+
+
+def test_dominant_direction_finds_where_a_light_comes_from():
+    for direction in ([0.0, 0.0, 1.0], [0.6, -0.8, 0.0], [-0.48, 0.6, 0.64]):
+        d = torch.tensor(direction, dtype=torch.float64)
+        # a white light concentrated around d: its SH projection is Y_lm(d) per channel, plus ambient
+        coefficients = lighting.sh_basis(d, 3)[:, None].expand(-1, 3) + lighting.uniform(0.5, 3).double()
+        assert torch.allclose(lighting.dominant_direction(coefficients), d, atol=1e-9)
+    with pytest.raises(ValueError, match="two SH bands"):
+        lighting.dominant_direction(lighting.uniform(1.0, 1))

@@ -129,6 +129,7 @@ class SequenceProblem:
     times: list[int]
     truth: list[HandParams]
     true_texture: np.ndarray  # (S, S, 3) linear albedo of the subject's skin
+    true_light: np.ndarray | None = None  # (bands^2, 3) SH coefficients of the capture's light
 
 
 def make_sequence_problem(
@@ -166,6 +167,7 @@ def make_sequence_problem(
         [frame.frame for frame in video],
         [HandParams.from_interhand(truth[str(f.capture)][str(f.frame)]["right"]) for f in video],
         texture,
+        np.asarray(json.loads((out / "ground_truth" / "scene.json").read_text())["light_sh"], dtype=np.float64),
     )
 
 
@@ -257,9 +259,10 @@ def _subset(problem, camera_names: Sequence[str] | None) -> list[int]:
     return chosen
 
 
-def texture_psnr(problem: SequenceProblem, texture: torch.Tensor) -> float:
+def texture_psnr(problem: SequenceProblem, texture: torch.Tensor, seen: np.ndarray | None = None) -> float:
     """Robust PSNR (dB) of a recovered (S, S, 3) linear texture against the subject's true skin,
-    over the atlas texels that belong to the hand (resampled to the estimate's size)."""
+    over the atlas texels that belong to the hand (resampled to the estimate's size), or only
+    those of them in ``seen`` (S, S) (the texels some camera saw)."""
     import cv2
 
     from handlib.rendering.texture import rasterize_atlas
@@ -268,7 +271,19 @@ def texture_psnr(problem: SequenceProblem, texture: torch.Tensor) -> float:
     truth = cv2.resize(problem.true_texture, (size, size), interpolation=cv2.INTER_AREA)
     surface = HandSurface.of(problem.model)
     _, covered = rasterize_atlas(surface, torch.zeros(surface.num_vertices, 1, dtype=torch.float64), size)
-    return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(covered))
+    mask = covered if seen is None else covered & seen
+    return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(mask))
+
+
+def light_direction_error(problem: SequenceProblem, light: torch.Tensor) -> float:
+    """Degrees between the recovered light's dominant direction and the true light's (NaN without
+    a true light)."""
+    from handlib.rendering.lighting import dominant_direction
+
+    if problem.true_light is None:
+        return float("nan")
+    cosine = dominant_direction(light.detach().double()) @ dominant_direction(torch.as_tensor(problem.true_light))
+    return float(torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0))))
 
 
 def _video_record(
@@ -313,6 +328,8 @@ def refine_video(problem: SequenceProblem, settings, camera_names: Sequence[str]
         backprojection_before=result.history[0]["backprojection"],
         backprojection_after=best_entry(result.history, result.best_iteration)["backprojection"],
         texture_psnr=texture_psnr(problem, result.texture),
+        texture_psnr_seen=texture_psnr(problem, result.texture, result.seen),
+        light_direction_error_deg=light_direction_error(problem, result.light),
         iterations=len(result.history),
         diverged=result.diverged,
         seconds=result.seconds,

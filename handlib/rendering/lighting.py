@@ -73,6 +73,17 @@ def sh_basis(directions: torch.Tensor, bands: int) -> torch.Tensor:
     return torch.stack(out, dim=-1)
 
 
+def dominant_direction(coefficients: torch.Tensor) -> torch.Tensor:
+    """The unit direction (3,) the light's band-1 term points to, for its mean over RGB: where a
+    light with at least two bands is brightest, to first order. Band 1's real SH are proportional
+    to y, z and x, in that order (no Condon-Shortley phase), with one normalisation."""
+    if bands_of(coefficients) < 2:
+        raise ValueError("a dominant direction needs at least two SH bands (4 coefficients).")
+    c = coefficients[1:4].mean(-1)
+    vector = torch.stack([c[2], c[0], c[1]])
+    return vector / vector.norm().clamp_min(1e-12)
+
+
 def cosine_lobe(l: int) -> float:
     """A_l, the SH coefficient of the clamped cosine (pi, 2pi/3, pi/4, 0, ...)."""
     if l == 0:
