@@ -151,7 +151,9 @@ class Explorer:
         self._models: dict[str, HandModel] = {}
         self.unit: Unit | None = None  # what the last run refined: its frames, the one shown, the cameras
         self.shown_frame: int | None = None
+        self.shown = None  # its Frame (calibration, images, input annotation)
         self.shown_cameras: tuple[str, ...] = ()
+        self.truths: list[HandParams] | None = None  # per frame of the unit, when the capture has a truth
 
         style = {"description_width": "80px"}
         self.capture = w.Dropdown(description="capture", style=style)
@@ -250,8 +252,10 @@ class Explorer:
         )
         self.steps, self.result, self.error = [], None, None
         self.shown_frame, self.shown_cameras = self.frame.value, tuple(self.cameras.value)
+        self.shown = self.reader.frame((self.unit.capture, self.unit.seq, self.shown_frame))
+        self.truths = self._truths()
         self._stop.clear()
-        total = sum(s.iterations for s in _schedule(options))
+        total = sum(s.iterations for s in options.schedule)
         self.progress.max, self.progress.value = total, 0
         self.iteration.disabled, self.run_button.disabled, self.stop_button.disabled = True, True, False
         self.status.value = f"Refining {html.escape(self.unit.key)} with {options.method.upper()} ..."
@@ -289,7 +293,7 @@ class Explorer:
 
     def _work(self, options: Options) -> None:
         try:
-            self.result = refine_unit(self.reader, self.unit, options, truth=self._truths(), watch=self._watch)
+            self.result = refine_unit(self.reader, self.unit, options, truth=self.truths, watch=self._watch)
             best = self.result.summary["best_iteration"]
             stopped = " (stopped)" if self._stop.is_set() else ""
             self.status.value = (
@@ -318,20 +322,19 @@ class Explorer:
     def meshes(self, iteration: int) -> dict[str, np.ndarray]:
         """(V, 3) mm vertices of the shown frame: input, the iteration's estimate, truth if known."""
         at = self.unit.frames.index(self.shown_frame)
-        chosen = self.reader.frame((self.unit.capture, self.unit.seq, self.shown_frame))
-        params = {"initial": chosen.hand_params(self.unit.hand), "current": self.steps[iteration].params[at]}
-        truths = self._truths()
-        if truths:
-            params["truth"] = truths[at]
+        params = {"initial": self.shown.hand_params(self.unit.hand), "current": self.steps[iteration].params[at]}
+        if self.truths:
+            params["truth"] = self.truths[at]
         with torch.no_grad():
             return {name: self.model()(p).vertices[0].numpy() for name, p in params.items()}
 
-    def overlay_png(self, iteration: int, height: int = 200) -> bytes:
-        """Every chosen camera's image with the outlines of :meth:`meshes`, side by side, as PNG."""
+    def overlay_png(self, iteration: int, height: int = 200, meshes: dict | None = None) -> bytes:
+        """Every chosen camera's image with the outlines of :meth:`meshes` (at ``iteration``, unless
+        given), side by side, as PNG."""
         import cv2
 
-        chosen = self.reader.frame((self.unit.capture, self.unit.seq, self.shown_frame))
-        meshes = self.meshes(iteration)
+        chosen = self.shown
+        meshes = self.meshes(iteration) if meshes is None else meshes
         faces = self.model().faces.numpy()
         tiles = []
         for camera in self.shown_cameras:
@@ -355,8 +358,9 @@ class Explorer:
         if not self.steps:
             return
         iteration = int(np.clip(iteration, 0, len(self.steps) - 1))
-        self.view.value = view_png(self.meshes(iteration), self.model().faces.numpy())
-        self.overlays.value = self.overlay_png(iteration)
+        meshes = self.meshes(iteration)
+        self.view.value = view_png(meshes, self.model().faces.numpy())
+        self.overlays.value = self.overlay_png(iteration, meshes=meshes)
         self.curves.value = curves_png([s.record for s in self.steps], iteration)
 
     def figure_3d(self, iteration: int | None = None):
@@ -409,9 +413,3 @@ def _offer(widget, options: list) -> None:
     """New options for a dropdown, the first chosen."""
     widget.options = options
     widget.value = options[0] if options else None
-
-
-def _schedule(options: Options):
-    from handlib.methods.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, scaled
-
-    return scaled(SMVR_SCHEDULE if options.method == "smvr" else DMVR_SCHEDULE, options.schedule_scale)

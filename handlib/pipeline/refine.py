@@ -63,6 +63,11 @@ class Options:
     cameras: tuple[str, ...] | None = None
     mano: str | None = None
 
+    @property
+    def schedule(self) -> tuple:
+        """The method's schedule (the paper's), its stages' iterations scaled by ``schedule_scale``."""
+        return scaled(SMVR_SCHEDULE if self.method == "smvr" else DMVR_SCHEDULE, self.schedule_scale)
+
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
@@ -187,9 +192,7 @@ def refine_unit(
         if frame.joints is not None:
             joints = torch.tensor(frame.joints[offset : offset + 21])
             valid = torch.tensor(frame.joint_valid[offset : offset + 21])
-        settings = SMVRSettings(
-            loss=options.loss, schedule=scaled(SMVR_SCHEDULE, options.schedule_scale), spp=options.spp
-        )
+        settings = SMVRSettings(loss=options.loss, schedule=options.schedule, spp=options.spp)
         result = refine_frame(
             model,
             cameras,
@@ -205,13 +208,10 @@ def refine_unit(
         refined = [result.params]
         # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
         texture, texture_name = (result.texture.numpy() * 255.0 + 0.5).astype(np.uint8), "colour_map.png"
-        first, best = result.history[0], best_entry(result.history, result.best_iteration)
-        before, after = [first["backprojection"]], [best["backprojection"]]
-        cameras_before, cameras_after = [first["backprojection_cameras"]], [best["backprojection_cameras"]]
     else:
         from handlib.methods.dmvr import DMVRSettings, refine_sequence
 
-        settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, options.schedule_scale), spp=options.spp)
+        settings = DMVRSettings(schedule=options.schedule, spp=options.spp)
         result = refine_sequence(
             model,
             cameras,
@@ -227,7 +227,11 @@ def refine_unit(
         texture, texture_name = to_srgb8(result.texture.numpy()), "texture.png"
         environment = result.light.tolist()
         seen = result.seen
-        first, best = result.history[0], best_entry(result.history, result.best_iteration)
+    first, best = result.history[0], best_entry(result.history, result.best_iteration)
+    if options.method == "smvr":  # one frame: its error, and one error per camera
+        before, after = [first["backprojection"]], [best["backprojection"]]
+        cameras_before, cameras_after = [first["backprojection_cameras"]], [best["backprojection_cameras"]]
+    else:  # per frame, and per frame and camera
         before, after = first["backprojection_frames"], best["backprojection_frames"]
         cameras_before, cameras_after = first["backprojection_cameras"], best["backprojection_cameras"]
     entries, per_frame = {}, []
@@ -258,8 +262,8 @@ def refine_unit(
         "diverged": result.diverged,
         "best_iteration": result.best_iteration,
         "seconds": result.seconds,
-        "first": result.history[0],
-        "best": best_entry(result.history, result.best_iteration),
+        "first": first,
+        "best": best,
     }
     return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, result.history, seen)
 
