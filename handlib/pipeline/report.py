@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,26 @@ class Run:
     invocations: list[dict]
     tasks: list[dict]
     missing: list[str] = field(default_factory=list)
+    models: dict = field(default_factory=dict, repr=False)  # hand -> HandModel, loaded when first needed
+
+    @cached_property
+    def published(self) -> dict[tuple[int, int, str], dict]:
+        """(capture, frame, hand) -> the annotation the run published for it (refined or kept)."""
+        published = {}
+        for task in self.tasks:
+            if task["status"] == "done" and task["result"]:
+                unit = task["unit"]
+                for frame, entry in task["result"]["entries"].items():
+                    published[(unit.capture, int(frame), unit.hand)] = entry
+        return published
+
+    def model(self, hand: str):
+        """The hand model the run refined with (the open hand, or the MANO files it was given)."""
+        from handlib.model.hand import HandModel
+
+        if hand not in self.models:
+            self.models[hand] = HandModel(hand, model_path=self.config.get("options", {}).get("mano"))
+        return self.models[hand]
 
 
 def read_run(out: str | Path) -> Run:
@@ -202,22 +223,20 @@ def camera_rows(rows: list[dict]) -> list[dict]:
     return sorted(table, key=lambda r: -(r.get("ratio") or 0.0))
 
 
-def truth_errors(run: Run, rows: list[dict], data: Path, model_path: str | None) -> bool:
+def truth_errors(run: Run, rows: list[dict], data: Path) -> bool:
     """On a capture with ``ground_truth/MANO_NeuralAnnot.json`` (synthetic ones have it): eps_v and
     eps_j (mm) of the input and of the published annotation, added to ``rows``; False without one."""
     import torch
 
     from handlib.data.interhand import annotation_path, load_json
     from handlib.methods.metrics import joint_error, vertex_error
-    from handlib.model.hand import HandModel, HandParams
+    from handlib.model.hand import HandParams
 
     path = data / "ground_truth" / "MANO_NeuralAnnot.json"
     if not path.is_file():
         return False
     truth = load_json(path)
     inputs = load_json(annotation_path(data, run.config.get("split", "test"), "MANO_NeuralAnnot"))
-    published = _published(run)
-    models: dict[str, HandModel] = {}
     for row in rows:
         if row["status"] not in ("refined", "kept input"):
             continue
@@ -226,31 +245,19 @@ def truth_errors(run: Run, rows: list[dict], data: Path, model_path: str | None)
             entries = [
                 (truth.get(capture) or {}).get(frame, {}).get(hand),
                 (inputs.get(capture) or {}).get(frame, {}).get(hand),
-                published.get((row["capture"], row["frame"], hand)),
+                run.published.get((row["capture"], row["frame"], hand)),
             ]
             if any(e is None for e in entries):
                 continue
             params = [HandParams.from_interhand(e) for e in entries]
         except (ValueError, TypeError, AttributeError):
             continue
-        model = models.get(hand) or models.setdefault(hand, HandModel(hand, model_path=model_path))
         with torch.no_grad():
-            outputs = [model(p) for p in params]
+            outputs = [run.model(hand)(p) for p in params]
         for name, output in (("before", outputs[1]), ("after", outputs[2])):
             row[f"eps_v_{name}"] = vertex_error(output.vertices[0], outputs[0].vertices[0])
             row[f"eps_j_{name}"] = joint_error(output.joints21[0], outputs[0].joints21[0])
     return True
-
-
-def _published(run: Run) -> dict[tuple[int, int, str], dict]:
-    """(capture, frame, hand) -> the annotation the run published for it (refined or kept)."""
-    published = {}
-    for task in run.tasks:
-        if task["status"] == "done" and task["result"]:
-            unit = task["unit"]
-            for frame, entry in task["result"]["entries"].items():
-                published[(unit.capture, int(frame), unit.hand)] = entry
-    return published
 
 
 def pick_frames(rows: list[dict], count: int) -> tuple[list[dict], list[dict]]:
@@ -271,12 +278,11 @@ def draw_overlays(
 
     from handlib.data.interhand import InterHandReader
     from handlib.geometry.outline import mesh_box, outline_overlay
-    from handlib.model.hand import HandModel, HandParams
+    from handlib.model.hand import HandParams
 
     reader = InterHandReader(data, run.config.get("split", "test"))
-    published = _published(run)
-    models: dict[str, HandModel] = {}
     drawn: dict[tuple, list[dict]] = {}
+    written = 0
     folder.mkdir(parents=True, exist_ok=True)
     # JPEG without chroma subsampling, which would smear the thin coloured lines into each other
     jpeg = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
@@ -285,12 +291,12 @@ def draw_overlays(
         if key in drawn:
             continue
         frame = reader.frame(key[:3])
-        entry = published.get((row["capture"], row["frame"], row["hand"]))
+        entry = run.published.get((row["capture"], row["frame"], row["hand"]))
         if frame is None or entry is None or frame.mano.get(row["hand"]) is None:
             run.missing.append(f"overlays of {row['task']} frame {row['frame']}: frame or annotation not readable")
             continue
         hand = row["hand"]
-        model = models.get(hand) or models.setdefault(hand, HandModel(hand, model_path=run.config["options"]["mano"]))
+        model = run.model(hand)
         with torch.no_grad():
             before = model(frame.hand_params(hand)).vertices[0].numpy()
             after = model(HandParams.from_interhand(entry)).vertices[0].numpy()
@@ -302,7 +308,7 @@ def draw_overlays(
             except ValueError as err:
                 run.missing.append(f"overlay {row['task']} frame {row['frame']} camera {camera}: {err}")
                 continue
-            index = len(list(folder.glob("*_full.jpg")))
+            index, written = written, written + 1
             # the input's line is wider, so that it shows on both sides of the published one where they agree
             meshes = [(before, BEFORE, 5), (after, AFTER, 2)]
             full = outline_overlay(image, frame.cameras[camera], meshes, faces, upscale=2)
@@ -376,7 +382,7 @@ def write_report(out: str | Path, settings: ReportSettings = ReportSettings()) -
     have_data = bool(settings.data or run.config.get("data")) and (data / "annotations").is_dir()
     if not have_data:
         run.missing.append(f"the input dataset {data} is not there: no overlays, no errors against a ground truth")
-    truth = have_data and truth_errors(run, rows, data, run.config.get("options", {}).get("mano"))
+    truth = have_data and truth_errors(run, rows, data)
     target = run.out / "report"
     staging = Path(tempfile.mkdtemp(prefix=".report-", suffix=".tmp", dir=run.out))
     try:
