@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import append_rows, machine  # noqa: E402  (the same machine description as the renderer benchmark)
+from render import append_rows, in_child, machine  # noqa: E402  (the same machine description as the renderer benchmark)
 
 
 def run_one(config: dict) -> dict:
@@ -63,23 +62,19 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, nargs="+", default=[16])
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--csv", type=Path, default=Path(__file__).with_name("dmvr_memory.csv"))
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_one(json.loads(args.child))))
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
         return
     rows = []
     for cameras in args.cameras:
         for frames in args.frames:
             config = {"frames": frames, "cameras": cameras, "iterations": args.iterations}
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=True
-            )
-            row = {
-                "machine": machine(),
-                "date": time.strftime("%Y-%m-%d %H:%M"),
-                **json.loads(out.stdout.splitlines()[-1]),
-            }
+            measured = in_child(__file__, config)  # its own process: its peak memory is its own
+            if measured is None:
+                raise SystemExit(f"the run {config} failed (its error is above)")
+            row = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **measured}
             rows.append(row)
             print(
                 f"{frames:3d} frames x {cameras:2d} cameras: {row['seconds_per_iteration']:7.2f} s/iteration, "
