@@ -68,7 +68,7 @@ def run_one(config: dict) -> dict:
         iterations = sum(stage.iterations for stage in schedule)
         frames = 1
         with torch.no_grad():
-            eps_v = metrics.vertex_error(problem.model(result.params).vertices, problem.model(problem.truth).vertices)
+            eps_v = metrics.vertex_error(problem.model(result.params).vertices[0], problem.truth.vertices)
     else:
         from handlib.methods.dmvr import DMVRSettings, refine_sequence
 

@@ -90,7 +90,7 @@ def edge_disagreement(problem, seed: int = 1) -> tuple[int, int]:
     """Edge pixels of the true hand's 256-spp render, and pixels where its 4-spp render's edge map
     differs from that one (Monte Carlo ``seed``)."""
     with torch.no_grad():
-        vertices = problem.model(problem.truth[0]).vertices[0]
+        vertices = problem.truth[0].vertices
     surface = HandSurface.of(problem.model)
 
     def encoded(spp: int) -> list[np.ndarray]:

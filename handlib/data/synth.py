@@ -25,14 +25,35 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handlib.data.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
+from handlib.data.interhand import NUM_JOINTS, InterHandWriter, load_json, mano_entry, write_mano_annotations
+from handlib.data.mismatch import (
+    Mismatch,
+    TrueSurface,
+    deform_rest,
+    draw_proportions,
+    fit_to_surface,
+    shaped_rest,
+    true_model,
+)
+from handlib.data.realism import (
+    IDEAL,
+    Realism,
+    clutter_background,
+    defocus,
+    miscalibrate,
+    reprojection_rms,
+    sensor_noise,
+    working_volume,
+)
 from handlib.geometry.cameras import dome_cameras
-from handlib.geometry.surface import HandSurface
 from handlib.model.gestures import gesture, gesture_pose, model_hand_pose
-from handlib.model.hand import HandModel, HandParams
+from handlib.model.hand import HandModel, HandParams, Truth, as_truth
 from handlib.rendering.colour import to_srgb8
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.texture import SKIN_TONES, SkinStyle, model_skin_texture
+
+#: Largest ``ground_truth/vertices.npz`` read (a 10k-frame capture of 1609-vertex hands is ~200 MB).
+MAX_TRUTH_BYTES = 2 * 1024**3
 
 #: Where the hand sits in the world (mm) and how far the dome's cameras are from it.
 HAND_CENTRE_MM = np.array([0.0, 0.0, 1000.0])
@@ -59,8 +80,12 @@ class SynthSettings:
     directional_light: float = 0.0  # 0: near-uniform studio light; ~1: a strong key light, shadows
     colour_response: float = 0.0  # spread of each camera's 3x4 colour transform around identity
     occluded_views: float = 0.0  # fraction of views with a bar in front of the hand
-    background: tuple[float, float, float] = (0.03, 0.03, 0.035)  # linear RGB behind the hand
+    background: tuple[float, float, float] = (0.03, 0.03, 0.035)  # linear RGB behind the hand (no clutter)
     split: str = "test"
+    # The realistic benchmark: a true hand outside the model's span (None: a model hand) and a real
+    # camera's noise, blur, JPEG, calibration error and cluttered background (IDEAL: none of them).
+    mismatch: Mismatch | None = None
+    realism: Realism = IDEAL
 
     def __post_init__(self) -> None:
         for name in self.gestures:
@@ -148,21 +173,26 @@ def centre_on(model: HandModel, params: HandParams, target_mm: np.ndarray) -> Ha
 
 
 def perturb(
-    model: HandModel, params: HandParams, noise_mm: float, rng: np.random.Generator, tolerance: float = 0.05
+    model: HandModel,
+    params: HandParams,
+    noise_mm: float,
+    rng: np.random.Generator,
+    tolerance: float = 0.05,
+    truth: torch.Tensor | None = None,
 ) -> tuple[HandParams, float]:
     """Gaussian noise on pose and shape, scaled so that the mean per-vertex distance to the
-    true hand is ``noise_mm`` within ``tolerance`` (relative). Returns the noisy parameters
-    and the distance reached."""
-    if noise_mm == 0:
-        return params, 0.0
+    true hand (``truth`` (V, 3) mm; default: the hand of ``params``) is ``noise_mm`` within
+    ``tolerance`` (relative). Returns the noisy parameters and the distance reached; when
+    ``params`` are already farther than ``noise_mm`` (a truth the model cannot reach), them."""
     direction = {
         "global_orient": rng.normal(scale=0.3, size=3),
         "hand_pose": rng.normal(size=45),
         "betas": rng.normal(size=10),
         "transl": rng.normal(scale=0.01, size=3),
     }
-    with torch.no_grad():
-        truth = model(params).vertices[0]
+    if truth is None:
+        with torch.no_grad():
+            truth = model(params).vertices[0]
 
     def at(scale: float) -> tuple[HandParams, float]:
         noisy = HandParams(
@@ -175,6 +205,9 @@ def perturb(
             distance = float((model(noisy).vertices[0] - truth).norm(dim=1).mean())
         return noisy, distance
 
+    start = at(0.0)
+    if start[1] >= noise_mm * (1 - tolerance / 2):
+        return start
     low, high = 0.0, 0.05
     while at(high)[1] < noise_mm:
         high *= 2.0
@@ -230,11 +263,21 @@ def make_subject(model: HandModel, size: int, rng: np.random.Generator) -> Subje
 
 
 def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) -> Path:
-    """Write a synthetic capture (InterHand2.6M layout + ``ground_truth/``) under ``out``."""
+    """Write a synthetic capture (InterHand2.6M layout + ``ground_truth/``) under ``out``.
+
+    ``ground_truth/vertices.npz`` holds, per ``"capture_frame_hand"``, the true surface's points
+    that correspond to the model's vertices (V, 3) mm; ``ground_truth/MANO_NeuralAnnot.json`` the
+    model's parameters closest to them (the truth itself when ``settings.mismatch`` is None),
+    whose distance to them, the floor, is in ``scene.json``. The realism draws come from their own
+    random streams, so an idealised capture is the same with or without them.
+    """
     out = Path(out)
     rng = np.random.default_rng(settings.seed)
+    rng_real = np.random.default_rng([settings.seed, 1])
+    rng_true = np.random.default_rng([settings.seed, 2])
+    realism, mismatch = settings.realism, settings.mismatch
     model = HandModel("right")
-    surface = HandSurface.of(model)
+    true_surface = TrueSurface.of(model, subdivide=mismatch is not None and mismatch.subdivide)
     size = (334 // settings.shrink, 512 // settings.shrink)
     focal = 1240.0 / settings.shrink
     cameras = dome_cameras(
@@ -246,21 +289,30 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
         focal=(focal, focal),
         jitter_px=12.0 / settings.shrink,
     )
+    volume = working_volume(HAND_CENTRE_MM)
+    written = [miscalibrate(c, realism.calibration_px / settings.shrink, volume, rng_real) for c in cameras]
     responses = colour_responses(len(cameras), settings.colour_response, rng)
     light = studio_light(settings.directional_light, rng)
-    renderer = Renderer(cameras, surface, RenderSettings(mode="radiance", spp=settings.spp, seed=settings.seed))
-    writer = InterHandWriter(out, settings.split)
-    truth_mano, truth_joints, scene = (
+    renderer = Renderer(
+        cameras, true_surface.surface, RenderSettings(mode="radiance", spp=settings.spp, seed=settings.seed)
+    )
+    writer = InterHandWriter(out, settings.split, jpeg_quality=realism.jpeg_quality)
+    truth_mano, truth_joints, truth_vertices, scene = (
+        {},
         {},
         {},
         {
             "settings": asdict(settings),
             "light_sh": light.tolist(),
             "cameras": {c.name: c.to_interhand() for c in cameras},
+            "calibration_error_px": {
+                c.name: reprojection_rms(c, w, volume) * settings.shrink for c, w in zip(cameras, written)
+            },
             "colour_response": {},
             "subjects": {},
             "occluders": {},
             "initial_vertex_error_mm": {},
+            "floor_vertex_error_mm": {},
         },
     )
     (out / "ground_truth" / "textures").mkdir(parents=True, exist_ok=True)
@@ -280,26 +332,48 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
             "tone": subject.tone,
             "texture": f"textures/capture{capture}.npy",
         }
+        backgrounds = [settings.background] * len(cameras)
+        clutter = None
+        if realism.clutter:  # the rig does not move: one backdrop per camera and capture
+            skin = subject.texture.reshape(-1, 3).mean(0).numpy()
+            clutter = [
+                clutter_background(c.height, c.width, skin, rng_real, scale=1.0 / settings.shrink) for c in cameras
+            ]
+            backgrounds = [(0.0, 0.0, 0.0)] * len(cameras)
+        if mismatch is not None:
+            proportions = draw_proportions(mismatch, rng_true)
+            rest = shaped_rest(model, subject.betas)
+            scene["subjects"][str(capture)]["proportions"] = proportions._asdict()
         poses, orients, transls, indices = sequence_poses(
             model, settings.gestures, settings.frames, rng, settings.motion
         )
         for pose, orient, transl, index in zip(poses, orients, transls, indices):
             params = centre_on(model, _params(model, pose, orient, transl, subject.betas), HAND_CENTRE_MM)
+            hand = model
+            if mismatch is not None:
+                arch = mismatch.palm_arch * float(rng_true.uniform(0.3, 1.0))
+                hand = true_model(model, subject.betas, deform_rest(model, rest, proportions, arch))
             with torch.no_grad():
-                output = model(params)
+                posed = hand(params).vertices[0]
+                true_vertices = true_surface.model_vertices(posed)
                 rendered = renderer.render(
-                    output.vertices[0], subject.texture, light, backgrounds=[settings.background] * len(cameras)
+                    true_surface.vertices(posed), subject.texture, light, backgrounds=backgrounds
                 )
+            closest, floor = (params, 0.0) if mismatch is None else fit_to_surface(model, true_vertices, params)
             images, occluders = {}, {}
             for k, (camera, image, alpha) in enumerate(zip(cameras, rendered.images, rendered.alphas)):
                 linear = image.numpy().astype(np.float64)
+                if clutter is not None:  # the render is the hand over black: put the backdrop behind it
+                    linear = linear + (1.0 - alpha.numpy()[..., None]) * clutter[k]
                 linear = linear @ responses[k, :, :3].T + responses[k, :, 3]
                 linear = np.ascontiguousarray(linear, dtype=np.float32)
                 if rng.uniform() < settings.occluded_views:
                     occluders[camera.name] = draw_occluder(linear, alpha.numpy(), rng)
+                linear = defocus(linear, realism.defocus_px / settings.shrink)
+                linear = sensor_noise(linear, realism.read_noise, realism.shot_noise, rng_real)
                 images[camera.name] = to_srgb8(linear)
-            noisy, reached = perturb(model, params, settings.noise_mm, rng)
-            true_joints, valid = interhand_joints(output.joints21[0].numpy())
+            noisy, reached = perturb(model, closest, settings.noise_mm, rng, truth=true_vertices)
+            true_joints, valid = interhand_joints((model.regressor21 @ true_vertices).numpy())
             noisy_joints = true_joints.copy()
             if joint_noise > 0:  # isotropic 3D Gaussian: mean norm = sigma * 2 sqrt(2 / pi)
                 sigma = joint_noise / (2.0 * math.sqrt(2.0 / math.pi))
@@ -308,26 +382,74 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
                 capture,
                 seq_name,
                 int(index),
-                cameras,
+                written,
                 images,
                 {"right": mano_entry(noisy), "left": None},
                 noisy_joints,
                 valid,
             )
-            truth_mano.setdefault(capture, {})[int(index)] = {"right": mano_entry(params), "left": None}
-            truth_joints.setdefault(str(capture), {})[str(int(index))] = {
+            key = (str(capture), str(int(index)))
+            truth_mano.setdefault(capture, {})[int(index)] = {"right": mano_entry(closest), "left": None}
+            truth_vertices["_".join((*key, "right"))] = true_vertices.numpy().astype(np.float32)
+            truth_joints.setdefault(key[0], {})[key[1]] = {
                 "world_coord": true_joints.tolist(),
                 "joint_valid": valid.reshape(-1, 1).tolist(),
                 "hand_type": "right",
                 "hand_type_valid": 1,
             }
-            scene["occluders"].setdefault(str(capture), {})[str(int(index))] = occluders
-            scene["initial_vertex_error_mm"].setdefault(str(capture), {})[str(int(index))] = reached
+            scene["occluders"].setdefault(key[0], {})[key[1]] = occluders
+            scene["initial_vertex_error_mm"].setdefault(key[0], {})[key[1]] = reached
+            scene["floor_vertex_error_mm"].setdefault(key[0], {})[key[1]] = floor
             bar.update()
     bar.close()
     scene["colour_response"] = {c.name: responses[k].tolist() for k, c in enumerate(cameras)}
     writer.close()
     write_mano_annotations(out / "ground_truth" / "MANO_NeuralAnnot.json", truth_mano)
+    np.savez_compressed(out / "ground_truth" / "vertices.npz", **truth_vertices)
     (out / "ground_truth" / "joint_3d.json").write_text(json.dumps(truth_joints))
     (out / "ground_truth" / "scene.json").write_text(json.dumps(scene, indent=1))
     return out
+
+
+def read_truths(root: str | Path) -> dict[tuple[int, int, str], Truth]:
+    """The truth of every hand of a synthetic capture under ``root``, keyed (capture, frame, hand):
+    the true surface's points from ``ground_truth/vertices.npz``, the true joints from
+    ``ground_truth/joint_3d.json`` and the floor from ``scene.json``. A capture written before
+    ``vertices.npz`` existed (its truth a hand of the model) is read from its MANO parameters.
+    ValueError naming the file when a file is malformed or too large."""
+    folder = Path(root) / "ground_truth"
+    scene = load_json(folder / "scene.json")
+    floors = scene.get("floor_vertex_error_mm", {})
+    truths = {}
+    path = folder / "vertices.npz"
+    if not path.is_file():
+        mano = load_json(folder / "MANO_NeuralAnnot.json")
+        models = {}
+        for capture, frames in mano.items():
+            for frame, hands in frames.items():
+                for hand, entry in hands.items():
+                    if entry is not None:
+                        model = models.setdefault(hand, HandModel(hand))
+                        key = (int(capture), int(frame), hand)
+                        truths[key] = as_truth(model, HandParams.from_interhand(entry))
+        return truths
+    if path.stat().st_size > MAX_TRUTH_BYTES:
+        raise ValueError(f"{path} has {path.stat().st_size} bytes, more than the {MAX_TRUTH_BYTES} accepted.")
+    joints = load_json(folder / "joint_3d.json")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            for name in stored.files:
+                capture, frame, hand = name.split("_")
+                vertices = np.asarray(stored[name], dtype=np.float32)
+                entry = joints[capture][frame]
+                world = np.asarray(entry["world_coord"], dtype=np.float32)
+                half = world[:21] if hand == "right" else world[21:]
+                if vertices.ndim != 2 or vertices.shape[1] != 3 or half.shape != (21, 3):
+                    raise ValueError(f"{name}: vertices {vertices.shape}, joints {half.shape}")
+                floor = floors.get(capture, {}).get(frame)
+                truths[(int(capture), int(frame), hand)] = Truth(
+                    torch.from_numpy(vertices), torch.from_numpy(half), None if floor is None else float(floor)
+                )
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise ValueError(f"{path} (with joint_3d.json) is not a capture's truth: {type(err).__name__}: {err}") from None
+    return truths

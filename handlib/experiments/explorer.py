@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handlib.data.interhand import InterHandReader, load_json
-from handlib.data.synth import SynthSettings, synthesize
+from handlib.data.interhand import InterHandReader
+from handlib.data.synth import SynthSettings, read_truths, synthesize
 from handlib.geometry.outline import outline_overlay
-from handlib.model.hand import HandModel, HandParams
+from handlib.model.hand import HandModel, HandParams, Truth
 from handlib.pipeline.refine import Options, Unit, UnitResult, refine_unit
 
 #: Per profile: cameras used by default, the fraction of the papers' schedule, the image shrink
@@ -141,8 +141,8 @@ class Explorer:
         self.reader = InterHandReader(self.data, split)
         if not len(self.reader):
             raise ValueError(f"{self.data} (split {split}) has no frames to explore.")
-        truth_file = self.data / "ground_truth" / "MANO_NeuralAnnot.json"
-        self.truth = load_json(truth_file) if truth_file.is_file() else None
+        has_truth = (self.data / "ground_truth" / "scene.json").is_file()
+        self.truth = read_truths(self.data) if has_truth else None
         self.steps: list[Step] = []
         self.result: UnitResult | None = None
         self.error: str | None = None
@@ -153,7 +153,7 @@ class Explorer:
         self.shown_frame: int | None = None
         self.shown = None  # its Frame (calibration, images, input annotation)
         self.shown_cameras: tuple[str, ...] = ()
-        self.truths: list[HandParams] | None = None  # per frame of the unit, when the capture has a truth
+        self.truths: list[Truth] | None = None  # per frame of the unit, when the capture has a truth
 
         style = {"description_width": "80px"}
         self.capture = w.Dropdown(description="capture", style=style)
@@ -274,14 +274,11 @@ class Explorer:
         """Ask the running refinement to stop after its current iteration (it keeps its best state)."""
         self._stop.set()
 
-    def _truths(self) -> list[HandParams] | None:
+    def _truths(self) -> list[Truth] | None:
         if self.truth is None:
             return None
-        try:
-            entries = [self.truth[str(self.unit.capture)][str(f)][self.unit.hand] for f in self.unit.frames]
-            return [HandParams.from_interhand(e) for e in entries]
-        except (KeyError, TypeError, ValueError):
-            return None
+        found = [self.truth.get((self.unit.capture, f, self.unit.hand)) for f in self.unit.frames]
+        return None if any(t is None for t in found) else found
 
     def _watch(self, record: dict, params: list[HandParams]) -> bool:
         self.steps.append(Step(record, params))
@@ -323,10 +320,11 @@ class Explorer:
         """(V, 3) mm vertices of the shown frame: input, the iteration's estimate, truth if known."""
         at = self.unit.frames.index(self.shown_frame)
         params = {"initial": self.shown.hand_params(self.unit.hand), "current": self.steps[iteration].params[at]}
-        if self.truths:
-            params["truth"] = self.truths[at]
         with torch.no_grad():
-            return {name: self.model()(p).vertices[0].numpy() for name, p in params.items()}
+            meshes = {name: self.model()(p).vertices[0].numpy() for name, p in params.items()}
+        if self.truths:
+            meshes["truth"] = self.truths[at].vertices.numpy()
+        return meshes
 
     def overlay_png(self, iteration: int, height: int = 200, meshes: dict | None = None) -> bytes:
         """Every chosen camera's image with the outlines of :meth:`meshes` (at ``iteration``, unless

@@ -11,7 +11,7 @@ notebooks collect into tables and draw figures from).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -19,13 +19,15 @@ import numpy as np
 import torch
 
 from handlib.data.interhand import InterHandReader
-from handlib.data.synth import SynthSettings, synthesize
+from handlib.data.mismatch import Mismatch
+from handlib.data.realism import IDEAL, Realism
+from handlib.data.synth import SynthSettings, read_truths, synthesize
 from handlib.geometry.cameras import Camera
 from handlib.geometry.surface import HandSurface
 from handlib.methods import metrics
 from handlib.methods.schedule import best_entry
 from handlib.methods.smvr import SMVRResult, SMVRSettings, refine_frame
-from handlib.model.hand import HandModel, HandParams
+from handlib.model.hand import HandModel, HandParams, Truth, as_truth
 from handlib.rendering.backproject import surface_scene, visible_points
 
 
@@ -56,6 +58,19 @@ class Scale:
     texture_size: int = 512
     directional_light: float = 0.0
     colour_response: float = 0.0
+    # The realistic benchmark (see handlib.data.mismatch and handlib.data.realism); None / IDEAL:
+    # the idealised capture, a hand of the fitted model in perfect images.
+    mismatch: Mismatch | None = None
+    realism: Realism = IDEAL
+
+    @property
+    def benchmark(self) -> str:
+        """'realistic' when the truth lies outside the model or the images are degraded, else 'ideal'."""
+        return "ideal" if self.mismatch is None and self.realism == IDEAL else "realistic"
+
+    def realistic(self) -> "Scale":
+        """This scale on the realistic benchmark (the defaults of Mismatch and Realism)."""
+        return replace(self, mismatch=Mismatch(), realism=Realism())
 
 
 @dataclass
@@ -69,7 +84,7 @@ class Problem:
     initial: HandParams
     joints: torch.Tensor  # (21, 3) mm, noisy
     joint_valid: torch.Tensor
-    truth: HandParams
+    truth: Truth  # the true surface at the model's vertices, the true joints, the floor
 
 
 def synth_settings(
@@ -89,6 +104,8 @@ def synth_settings(
         occluded_views=case.occluded,
         directional_light=scale.directional_light,
         colour_response=scale.colour_response,
+        mismatch=scale.mismatch,
+        realism=scale.realism,
     )
 
 
@@ -102,7 +119,6 @@ def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Proble
             progress=False,
         )
     frame = next(iter(InterHandReader(out, "test")))
-    truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
     cameras = [frame.cameras[name] for name in sorted(frame.cameras)]
     return Problem(
         case,
@@ -112,7 +128,7 @@ def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Proble
         frame.hand_params("right"),
         torch.tensor(frame.joints[:21]),
         torch.tensor(frame.joint_valid[:21]),
-        HandParams.from_interhand(truth[str(frame.capture)][str(frame.frame)]["right"]),
+        read_truths(out)[(frame.capture, frame.frame, "right")],
     )
 
 
@@ -127,7 +143,7 @@ class SequenceProblem:
     images: list[list[np.ndarray]]
     initial: list[HandParams]
     times: list[int]
-    truth: list[HandParams]
+    truth: list[Truth]
     true_texture: np.ndarray  # (S, S, 3) linear albedo of the subject's skin
     true_light: np.ndarray | None = None  # (bands^2, 3) SH coefficients of the capture's light
 
@@ -154,7 +170,7 @@ def make_sequence_problem(
         )
     reader = InterHandReader(out, "test")
     video = sorted(reader, key=lambda frame: frame.frame)
-    truth = json.loads((out / "ground_truth" / "MANO_NeuralAnnot.json").read_text())
+    truths = read_truths(out)
     cameras = [video[0].cameras[name] for name in sorted(video[0].cameras)]
     texture = np.load(out / "ground_truth" / "textures" / "capture0.npy").astype(np.float32)
     return SequenceProblem(
@@ -165,19 +181,20 @@ def make_sequence_problem(
         [[frame.image(c.name) for c in cameras] for frame in video],
         [frame.hand_params("right") for frame in video],
         [frame.frame for frame in video],
-        [HandParams.from_interhand(truth[str(f.capture)][str(f.frame)]["right"]) for f in video],
+        [truths[(f.capture, f.frame, "right")] for f in video],
         texture,
         np.asarray(json.loads((out / "ground_truth" / "scene.json").read_text())["light_sh"], dtype=np.float64),
     )
 
 
-def geometry_errors(model: HandModel, params: HandParams, truth: HandParams) -> tuple[float, float]:
+def geometry_errors(model: HandModel, params: HandParams, truth: Truth | HandParams) -> tuple[float, float]:
     """(eps_v, eps_j) in mm of ``params`` against ``truth``."""
+    reference = as_truth(model, truth)
     with torch.no_grad():
-        estimate, reference = model(params), model(truth)
+        estimate = model(params)
     return (
-        metrics.vertex_error(estimate.vertices[0], reference.vertices[0]),
-        metrics.joint_error(estimate.joints21[0], reference.joints21[0]),
+        metrics.vertex_error(estimate.vertices[0], reference.vertices),
+        metrics.joint_error(estimate.joints21[0], reference.joints21),
     )
 
 
@@ -207,6 +224,7 @@ def refine_problem(
         "generator": settings.generator,
         "eps_v_before": eps_v0,
         "eps_v_after": eps_v,
+        "eps_v_floor": problem.truth.floor,
         "eps_j_before": eps_j0,
         "eps_j_after": eps_j,
         "backprojection_before": first["backprojection"],
@@ -286,6 +304,11 @@ def light_direction_error(problem: SequenceProblem, light: torch.Tensor) -> floa
     return float(torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0))))
 
 
+def _mean_floor(truths: Sequence[Truth]) -> float | None:
+    floors = [t.floor for t in truths]
+    return None if any(f is None for f in floors) else float(np.mean(floors))
+
+
 def _video_record(
     problem: SequenceProblem, method: str, cameras: int, refined: Sequence[HandParams], **measured
 ) -> dict:
@@ -300,6 +323,7 @@ def _video_record(
         "cameras": cameras,
         "eps_v_before": float(np.mean([b[0] for b in before])),
         "eps_v_after": float(np.mean([a[0] for a in after])),
+        "eps_v_floor": _mean_floor(problem.truth),
         "eps_j_before": float(np.mean([b[1] for b in before])),
         "eps_j_after": float(np.mean([a[1] for a in after])),
         **measured,

@@ -135,7 +135,7 @@ def refine_sequence(
     initial: Sequence[HandParams],
     times: Sequence[int],
     settings: DMVRSettings = DMVRSettings(),
-    truth: Sequence[HandParams] | None = None,
+    truth: Sequence[HandParams | metrics.Truth] | None = None,
     progress: bool = False,
     watch: Callable[[dict, list[HandParams]], bool | None] | None = None,
 ) -> DMVRResult:
@@ -227,10 +227,7 @@ def refine_sequence(
         for name, entries in groups.items()
         if entries
     }
-    truth_out = None
-    if truth is not None:
-        with torch.no_grad():
-            truth_out = [model(p) for p in truth]
+    truth_out = None if truth is None else [metrics.as_truth(model, t) for t in truth]
 
     def frame_params(t: int, state=(rotation, translation, articulation, betas)) -> HandParams:
         rotation_, translation_, articulation_, betas_ = state
@@ -271,8 +268,8 @@ def refine_sequence(
             camera_errors.append(metrics.backprojection_errors(observed[t], shown, rendered.alphas))
             if truth_out is not None:
                 with torch.no_grad():
-                    eps_v.append(metrics.vertex_error(output.vertices[0], truth_out[t].vertices[0]))
-                    eps_j.append(metrics.joint_error(output.joints21[0], truth_out[t].joints21[0]))
+                    eps_v.append(metrics.vertex_error(output.vertices[0], truth_out[t].vertices))
+                    eps_j.append(metrics.joint_error(output.joints21[0], truth_out[t].joints21))
         prior = torch.zeros(())
         if settings.temporal and count > 1:
             prior = temporal_prior((base_pose + articulation).double(), samples).float()

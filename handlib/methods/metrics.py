@@ -7,6 +7,8 @@ from typing import Sequence
 
 import torch
 
+from handlib.model.hand import Truth, as_truth  # noqa: F401  (what errors are measured against)
+
 
 def vertex_error(vertices: torch.Tensor, truth: torch.Tensor) -> float:
     """eps_v: mean per-vertex Euclidean distance (mm) between (V, 3) meshes."""

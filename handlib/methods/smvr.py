@@ -101,7 +101,7 @@ def refine_frame(
     target_joints: torch.Tensor | None = None,
     joint_valid: torch.Tensor | None = None,
     settings: SMVRSettings = SMVRSettings(),
-    truth: HandParams | None = None,
+    truth: HandParams | metrics.Truth | None = None,
     progress: bool = False,
     watch: Callable[[dict, HandParams], bool | None] | None = None,
 ) -> SMVRResult:
@@ -155,10 +155,7 @@ def refine_frame(
     if target_joints is not None:
         target_joints = torch.as_tensor(target_joints, dtype=torch.float32).reshape(21, 3)
         valid = torch.ones(21, dtype=torch.bool) if joint_valid is None else torch.as_tensor(joint_valid).bool()
-    truth_out = None
-    if truth is not None:
-        with torch.no_grad():
-            truth_out = model(truth)
+    truth_out = None if truth is None else metrics.as_truth(model, truth)
 
     def current() -> HandParams:
         return HandParams(*(getattr(initial, n) + delta[n] for n in GEOMETRY))
@@ -180,8 +177,8 @@ def refine_frame(
             record["backprojection"] = metrics.backprojection_error(observed, shown, rendered.alphas)
             record["backprojection_cameras"] = metrics.backprojection_errors(observed, shown, rendered.alphas)
             if truth_out is not None:
-                record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices[0])
-                record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21[0])
+                record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices)
+                record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21)
         return record
 
     def snapshot():

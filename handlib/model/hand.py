@@ -106,6 +106,26 @@ class HandOutput(NamedTuple):
     joints21: torch.Tensor  # (B, 21, 3) InterHand2.6M order, regressed from vertices
 
 
+class Truth(NamedTuple):
+    """A true hand as errors are measured against it: the true surface's points at the model's
+    vertices (V, 3) mm and its 21 joints (21, 3) mm, InterHand2.6M order. A truth need not be a
+    hand of the model (see :mod:`handlib.data.mismatch`); ``floor`` is then the best eps_v any
+    pose and shape of the model reaches (0 for a model hand, None when unknown)."""
+
+    vertices: torch.Tensor
+    joints21: torch.Tensor
+    floor: float | None = None
+
+
+def as_truth(model: "HandModel", truth: "Truth | HandParams") -> Truth:
+    """``truth`` as a :class:`Truth`: as is, or the hand ``model`` makes of MANO parameters (floor 0)."""
+    if isinstance(truth, Truth):
+        return truth
+    with torch.no_grad():
+        output = model(truth)
+    return Truth(output.vertices[0], output.joints21[0], 0.0)
+
+
 def resolve_model_file(model_path: str | Path | None, side: Side) -> Path | None:
     """The model file for ``side``: None for the open model; a file as given; in a
     directory, ``MANO_RIGHT``/``MANO_LEFT`` with extension .pkl or .npz."""

@@ -170,7 +170,7 @@ def refine_unit(
     watch: Callable[[dict, list], bool | None] | None = None,
 ) -> UnitResult:
     """Refine ``unit`` read through ``reader``; bad input raises :class:`InputError`. ``truth`` (a
-    HandParams per frame) adds eps_v / eps_j to the history; ``watch(record, params)`` sees every
+    Truth or HandParams per frame) adds eps_v / eps_j to the history; ``watch(record, params)`` sees every
     iteration's record and HandParams per frame, and stops the run by returning True."""
     from handlib.model.hand import HandModel
     from handlib.rendering.colour import to_srgb8

@@ -224,39 +224,42 @@ def camera_rows(rows: list[dict]) -> list[dict]:
 
 
 def truth_errors(run: Run, rows: list[dict], data: Path) -> bool:
-    """On a capture with ``ground_truth/MANO_NeuralAnnot.json`` (synthetic ones have it): eps_v and
-    eps_j (mm) of the input and of the published annotation, added to ``rows``; False without one."""
+    """On a capture with a ``ground_truth/`` (synthetic ones have it): eps_v and eps_j (mm) of the
+    input and of the published annotation, added to ``rows``; False without one."""
     import torch
 
     from handlib.data.interhand import annotation_path, load_json
+    from handlib.data.synth import read_truths
     from handlib.methods.metrics import joint_error, vertex_error
     from handlib.model.hand import HandParams
 
-    path = data / "ground_truth" / "MANO_NeuralAnnot.json"
-    if not path.is_file():
+    if not (data / "ground_truth" / "scene.json").is_file():
         return False
-    truth = load_json(path)
+    try:
+        truths = read_truths(data)
+    except (OSError, ValueError):
+        return False
     inputs = load_json(annotation_path(data, run.config.get("split", "test"), "MANO_NeuralAnnot"))
     for row in rows:
         if row["status"] not in ("refined", "kept input"):
             continue
-        capture, frame, hand = str(row["capture"]), str(row["frame"]), row["hand"]
+        capture, frame, hand = row["capture"], row["frame"], row["hand"]
         try:
+            truth = truths.get((int(capture), int(frame), hand))
             entries = [
-                (truth.get(capture) or {}).get(frame, {}).get(hand),
-                (inputs.get(capture) or {}).get(frame, {}).get(hand),
-                run.published.get((row["capture"], row["frame"], hand)),
+                (inputs.get(str(capture)) or {}).get(str(frame), {}).get(hand),
+                run.published.get((capture, frame, hand)),
             ]
-            if any(e is None for e in entries):
+            if truth is None or any(e is None for e in entries):
                 continue
             params = [HandParams.from_interhand(e) for e in entries]
         except (ValueError, TypeError, AttributeError):
             continue
         with torch.no_grad():
             outputs = [run.model(hand)(p) for p in params]
-        for name, output in (("before", outputs[1]), ("after", outputs[2])):
-            row[f"eps_v_{name}"] = vertex_error(output.vertices[0], outputs[0].vertices[0])
-            row[f"eps_j_{name}"] = joint_error(output.joints21[0], outputs[0].joints21[0])
+        for name, output in zip(("before", "after"), outputs):
+            row[f"eps_v_{name}"] = vertex_error(output.vertices[0], truth.vertices)
+            row[f"eps_j_{name}"] = joint_error(output.joints21[0], truth.joints21)
     return True
 
 
