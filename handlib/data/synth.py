@@ -343,7 +343,7 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
         if mismatch is not None:
             proportions = draw_proportions(mismatch, rng_true)
             rest = shaped_rest(model, subject.betas)
-            scene["subjects"][str(capture)]["proportions"] = proportions._asdict()
+            scene["subjects"][str(capture)]["proportions"] = {"length": proportions.length, "girth": proportions.girth}
         poses, orients, transls, indices = sequence_poses(
             model, settings.gestures, settings.frames, rng, settings.motion
         )
