@@ -9,12 +9,13 @@ bundled with the book rather than a CDN) and saves a PNG of it in ``figures/``.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from handlib.experiments.verdict import Estimate, judge
 
 RESULTS = Path("results")
 #: Where figures go: ``figures/`` holds the committed quick-profile ones; the book runner points
@@ -45,8 +46,9 @@ class Ranking:
 
     ``differences``: one row per (video, run), one column per other configuration k, k's error
     minus the reference's. ``gaps[k]``: their mean, positive where the reference is better;
-    ``noise[k]``: twice the standard error of that mean (0 with a single pair), the margin a
-    gap must clear to count."""
+    ``noise[k]``: the half-width of that mean's 95% confidence interval (infinite with a single
+    pair), the margin a gap must clear to count; ``verdicts[k]``: the claims' rule
+    (:mod:`handlib.experiments.verdict`) on "the reference is better than k"."""
 
     means: dict[str, float]
     reference: str
@@ -61,10 +63,16 @@ class Ranking:
         return {k: float(v) for k, v in self.differences.mean().items()}
 
     @property
+    def estimates(self) -> dict[str, Estimate]:
+        return {k: Estimate.of(self.differences[k]) for k in self.differences.columns}
+
+    @property
     def noise(self) -> dict[str, float]:
-        if self.pairs < 2:
-            return {k: 0.0 for k in self.differences.columns}
-        return {k: float(2 * v / math.sqrt(self.pairs)) for k, v in self.differences.std().items()}
+        return {k: (e.high - e.low) / 2 for k, e in self.estimates.items()}
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        return {k: judge(e, 1.0) for k, e in self.estimates.items()}
 
     @property
     def best(self) -> str:
@@ -77,12 +85,12 @@ class Ranking:
 
     @property
     def verdict(self) -> str:
-        """Whether the reference is the best: yes / yes, within noise / no, but within noise / no."""
-        gaps, noise = self.gaps, self.noise
-        if self.lead > 0:
-            return "yes" if all(gaps[k] > noise[k] for k in gaps) else "yes, within noise"
-        behind = [k for k in gaps if gaps[k] <= 0]
-        return "no, but within noise" if all(gaps[k] > -noise[k] for k in behind) else "no"
+        """Whether the reference is the best: 'same conclusion' when it is better than every other
+        configuration by the rule, 'different' when some configuration is better, else 'unsettled'."""
+        found = set(self.verdicts.values())
+        if "different" in found:
+            return "different"
+        return "same conclusion" if found == {"same conclusion"} else "unsettled"
 
 
 def rank_configurations(

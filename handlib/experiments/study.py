@@ -46,6 +46,10 @@ class Case:
         return f"{self.gesture}_s{self.subject}_n{self.noise_mm:g}_o{self.occluded:g}"
 
 
+#: The synthetic benchmarks: a true hand outside the model in degraded images, or a model hand in perfect ones.
+BENCHMARKS = ("realistic", "ideal")
+
+
 @dataclass(frozen=True)
 class Scale:
     """Size and conditions of the synthetic capture: cameras, image size (InterHand2.6M's 334x512
@@ -72,6 +76,14 @@ class Scale:
         """This scale on the realistic benchmark (the defaults of Mismatch and Realism)."""
         return replace(self, mismatch=Mismatch(), realism=Realism())
 
+    def on(self, benchmark: str) -> "Scale":
+        """This scale on the named benchmark: 'realistic' (the experiments' default) or 'ideal'."""
+        if benchmark not in BENCHMARKS:
+            raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}.")
+        if benchmark == "ideal":
+            return replace(self, mismatch=None, realism=IDEAL)
+        return self.realistic()
+
 
 @dataclass
 class Problem:
@@ -85,6 +97,7 @@ class Problem:
     joints: torch.Tensor  # (21, 3) mm, noisy
     joint_valid: torch.Tensor
     truth: Truth  # the true surface at the model's vertices, the true joints, the floor
+    benchmark: str = "ideal"  # which synthetic benchmark (see Scale.benchmark)
 
 
 def synth_settings(
@@ -129,6 +142,7 @@ def make_problem(root: str | Path, case: Case, scale: Scale = Scale()) -> Proble
         torch.tensor(frame.joints[:21]),
         torch.tensor(frame.joint_valid[:21]),
         read_truths(out)[(frame.capture, frame.frame, "right")],
+        scale.benchmark,
     )
 
 
@@ -146,6 +160,7 @@ class SequenceProblem:
     truth: list[Truth]
     true_texture: np.ndarray  # (S, S, 3) linear albedo of the subject's skin
     true_light: np.ndarray | None = None  # (bands^2, 3) SH coefficients of the capture's light
+    benchmark: str = "ideal"  # which synthetic benchmark (see Scale.benchmark)
 
 
 def make_sequence_problem(
@@ -184,6 +199,7 @@ def make_sequence_problem(
         [truths[(f.capture, f.frame, "right")] for f in video],
         texture,
         np.asarray(json.loads((out / "ground_truth" / "scene.json").read_text())["light_sh"], dtype=np.float64),
+        scale.benchmark,
     )
 
 
@@ -219,6 +235,7 @@ def refine_problem(
     record = {
         **asdict(problem.case),
         "case": problem.case.key,
+        "benchmark": problem.benchmark,
         "cameras": len(chosen),
         "loss": settings.loss,
         "generator": settings.generator,
@@ -318,6 +335,7 @@ def _video_record(
     return {
         **asdict(problem.case),
         "case": problem.case.key,
+        "benchmark": problem.benchmark,
         "frames": problem.frames,
         "method": method,
         "cameras": cameras,
