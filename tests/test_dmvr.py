@@ -1,5 +1,6 @@
 """DMVR: its pure parts (levels of detail, temporal prior, robust PSNR, sRGB) and a smoke-sized video refinement."""
 
+import json
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from handlib.methods import lod, metrics
 from handlib.methods.dmvr import DMVRSettings, edge_map, refine_sequence
 from handlib.methods.schedule import DMVR_SCHEDULE, scaled, total_iterations
 from handlib.methods.temporal import bilateral_filter, temporal_prior
+from handlib.model.hand import HandParams
 from handlib.rendering import lighting
 from handlib.rendering.colour import srgb_decode, srgb_encode, to_srgb8
 from handlib.rendering.renderer import Renderer, RenderSettings
@@ -218,3 +220,24 @@ def test_refine_command_dmvr_writes_every_frame(tmp_path):
     assert len(json.loads((tmp_path / "out" / "metrics.json").read_text())["history"]) == 6
     assert main(args[:-7] + ["--frames", "1:x", *args[-5:]]) == 2  # a bad range says how to write one
     assert main([a if a != "dmvr" else "smvr" for a in args]) == 2  # SMVR needs --frame
+
+
+def test_relighting_scores_a_right_appearance_above_a_wrong_one(tmp_path):
+    """The re-render metric of the appearance figure: the truth's own parameters and skin under a new
+    light score far above the same geometry with a flat grey albedo, and above a misplaced hand."""
+    from handlib.data.synth import read_truths, studio_light
+    from handlib.experiments.study import relight
+
+    problem = edge_problem(tmp_path)
+    root = next(p for p in tmp_path.iterdir() if (p / "ground_truth").is_dir())
+    closest = HandParams.from_interhand(
+        json.loads((root / "ground_truth" / "MANO_NeuralAnnot.json").read_text())["0"][str(problem.times[0])]["right"]
+    )
+    assert read_truths(root)[(0, problem.times[0], "right")].floor == 0.0  # an ideal capture: exact
+    light = studio_light(0.9, np.random.default_rng(5))
+    skin = torch.as_tensor(problem.true_texture)
+    right = relight(problem, 0, closest, skin, light, spp=16)
+    grey = relight(problem, 0, closest, torch.full_like(skin, 0.4), light, spp=16)
+    moved = relight(problem, 0, problem.initial[0], skin, light, spp=16)
+    assert right.psnr > 30.0 and right.psnr > grey.psnr + 3.0 and right.psnr > moved.psnr + 3.0
+    assert right.true[0].shape == (problem.cameras[0].height, problem.cameras[0].width, 3)

@@ -109,7 +109,8 @@ def machine_record() -> dict:
             return ""
 
     commit = command("git", "rev-parse", "--short=12", "HEAD") or "unknown"
-    if command("git", "status", "--porcelain", "--untracked-files=no"):
+    # What a run itself writes (figures, result tables) does not count as a change to the code.
+    if command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!results"):
         commit += " (with uncommitted changes)"
     cpu = (
         next(
@@ -222,6 +223,10 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: 
         }
         record_run(target, record)
         stamp.write_text(json.dumps(record, indent=1))
+        # Beside the result tables the notebook wrote: which code, machine and parameters made them.
+        runs = root / "results" / profile / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        (runs / f"{experiment.name}.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"[{experiment.name}] done in {seconds:.0f} s", flush=True)
         outputs.append(target)
     return outputs
