@@ -86,7 +86,7 @@ def _claims(folder: Path, profile: str) -> str | None:
         table = load_table(name, profile, folder)
         if table is None or "verdict" not in table:
             continue
-        for _, r in table.fillna("").iterrows():
+        for _, r in table.astype(object).fillna("").iterrows():
             rows.append([paper, r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"])
     if not rows:
         return None
