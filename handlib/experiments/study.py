@@ -344,9 +344,12 @@ def relight(
     black = [(0.0, 0.0, 0.0)] * len(problem.cameras)
     light = torch.as_tensor(light, dtype=torch.float32)
     with torch.no_grad():
-        recovered = renderer.render(problem.model(params).vertices[0], texture.float(), light, backgrounds=black)
+        # The same samples for both (common random numbers): where they agree, so does the noise.
+        recovered = renderer.render(
+            problem.model(params).vertices[0], texture.float(), light, backgrounds=black, seed=0
+        )
         true = renderer.render(
-            problem.truth[frame].vertices, torch.as_tensor(problem.true_texture), light, backgrounds=black
+            problem.truth[frame].vertices, torch.as_tensor(problem.true_texture), light, backgrounds=black, seed=0
         )
     images = ([srgb_encode(i.clamp(0, 1)) for i in r.images] for r in (true, recovered))
     true_images, recovered_images = images
