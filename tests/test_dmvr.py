@@ -239,5 +239,7 @@ def test_relighting_scores_a_right_appearance_above_a_wrong_one(tmp_path):
     right = relight(problem, 0, closest, skin, light, spp=16)
     grey = relight(problem, 0, closest, torch.full_like(skin, 0.4), light, spp=16)
     moved = relight(problem, 0, problem.initial[0], skin, light, spp=16)
-    assert right.psnr > 30.0 and right.psnr > grey.psnr + 3.0 and right.psnr > moved.psnr + 3.0
+    # Same samples for both renders: the truth against itself is near-exact (76 dB here); a grey
+    # albedo keeps the shading (31 dB), a hand 5 mm off loses it where it moved (25 dB).
+    assert right.psnr > 50.0 and right.psnr > grey.psnr + 10.0 and right.psnr > moved.psnr + 10.0
     assert right.true[0].shape == (problem.cameras[0].height, problem.cameras[0].width, 3)

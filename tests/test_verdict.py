@@ -50,3 +50,16 @@ def test_magnitude_claims():
 def test_a_claim_row_says_how_it_was_judged():
     row = claim_row("DMVR's texture beats SMVR's", 3.84, "r = 3.84%", Estimate.of([0.1, 0.2, 0.15]), "%", True)
     assert row["verdict"] == "different" and "x2" in row["rule"] and "n = 3" in row["ours"]
+
+
+def test_the_power_of_a_paired_study():
+    from handlib.experiments.verdict import pairs_needed, resolvable_gap
+
+    # Two pairs: t(0.975, 1) = 12.71; a larger study narrows the interval like t / sqrt(n).
+    assert resolvable_gap(1.0, 2) == pytest.approx(12.706 / math.sqrt(2), rel=1e-3)
+    assert resolvable_gap(1.0, 1) == math.inf
+    n = pairs_needed(0.53, 0.46)
+    assert resolvable_gap(0.53, n) < 0.46 <= resolvable_gap(0.53, n - 1)
+    assert pairs_needed(0.53, 0.05) > 100 * n / 10  # a ten times smaller gap needs ~100x the pairs
+    with pytest.raises(ValueError):
+        pairs_needed(1.0, 0.0)

@@ -182,8 +182,9 @@ def perturb(
 ) -> tuple[HandParams, float]:
     """Gaussian noise on pose and shape, scaled so that the mean per-vertex distance to the
     true hand (``truth`` (V, 3) mm; default: the hand of ``params``) is ``noise_mm`` within
-    ``tolerance`` (relative). Returns the noisy parameters and the distance reached; when
-    ``params`` are already farther than ``noise_mm`` (a truth the model cannot reach), them."""
+    ``tolerance`` (relative). Returns the noisy parameters and the distance reached. When the
+    truth is out of the model's reach and ``params`` are already ``noise_mm`` or more from it,
+    they are returned unchanged, with their distance."""
     direction = {
         "global_orient": rng.normal(scale=0.3, size=3),
         "hand_pose": rng.normal(size=45),

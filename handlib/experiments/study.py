@@ -325,7 +325,7 @@ def light_direction_error(problem: SequenceProblem, light: torch.Tensor) -> floa
 class Relit:
     """The true and the recovered hand of one frame rendered under the same new light."""
 
-    psnr: float  # robust PSNR (dB), mean over cameras, over pixels either hand covers
+    psnr: float  # robust PSNR (dB), mean over cameras, over the pixels both hands cover
     true: list[torch.Tensor]  # per camera (H, W, 3) sRGB-encoded, over black
     recovered: list[torch.Tensor]
 
@@ -335,7 +335,8 @@ def relight(
 ) -> Relit:
     """Render the true hand (its surface, its skin) and the recovered one (``params``, the linear
     albedo ``texture``) of video frame ``frame`` under ``light`` (SH, (4, 3)), which neither was
-    fitted under, and compare them with the robust PSNR (DMVR eq. 5) in each camera."""
+    fitted under, and compare them with the robust PSNR (DMVR eq. 5) in each camera, over the
+    pixels both cover: the appearance, not the outline (eps_v measures the geometry)."""
     from handlib.rendering.colour import srgb_encode
     from handlib.rendering.renderer import Renderer, RenderSettings
 
@@ -343,14 +344,17 @@ def relight(
     black = [(0.0, 0.0, 0.0)] * len(problem.cameras)
     light = torch.as_tensor(light, dtype=torch.float32)
     with torch.no_grad():
-        recovered = renderer.render(problem.model(params).vertices[0], texture.float(), light, backgrounds=black)
+        # The same samples for both (common random numbers): where they agree, so does the noise.
+        recovered = renderer.render(
+            problem.model(params).vertices[0], texture.float(), light, backgrounds=black, seed=0
+        )
         true = renderer.render(
-            problem.truth[frame].vertices, torch.as_tensor(problem.true_texture), light, backgrounds=black
+            problem.truth[frame].vertices, torch.as_tensor(problem.true_texture), light, backgrounds=black, seed=0
         )
     images = ([srgb_encode(i.clamp(0, 1)) for i in r.images] for r in (true, recovered))
     true_images, recovered_images = images
     scores = [
-        metrics.robust_psnr(a, b, (ma > 0.5) | (mb > 0.5))
+        metrics.robust_psnr(a, b, (ma > 0.99) & (mb > 0.99))
         for a, b, ma, mb in zip(true_images, recovered_images, true.alphas, recovered.alphas)
     ]
     return Relit(float(np.mean(scores)), true_images, recovered_images)

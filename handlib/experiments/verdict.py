@@ -102,3 +102,25 @@ def claim_row(
         "rule": "magnitude (within x2 of the paper's)" if magnitude else "sign (the interval clears zero)",
         "why it may differ": note,
     }
+
+
+def resolvable_gap(spread: float, pairs: int) -> float:
+    """The smallest mean gap a study of ``pairs`` paired runs can tell from zero: the half-width of
+    the 95% interval when the paired differences spread with standard deviation ``spread``."""
+    if pairs < 2:
+        return math.inf
+    return float(stats.t.ppf(0.975, pairs - 1) * spread / math.sqrt(pairs))
+
+
+def pairs_needed(spread: float, gap: float, most: int = 100_000) -> int:
+    """How many paired runs a study needs so that a true gap of ``gap`` clears its 95% interval
+    (the interval's half-width below ``gap``), for paired differences of standard deviation
+    ``spread``; ValueError beyond ``most``."""
+    if gap <= 0 or spread < 0:
+        raise ValueError(f"gap must be positive and spread non-negative, got {gap} and {spread}.")
+    pairs = 2
+    while resolvable_gap(spread, pairs) >= gap:
+        pairs = pairs + 1 if pairs < 64 else int(pairs * 1.1)
+        if pairs > most:
+            raise ValueError(f"More than {most} pairs would be needed to resolve {gap} against a spread of {spread}.")
+    return pairs

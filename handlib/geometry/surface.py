@@ -17,6 +17,7 @@ corner of texel (0, 0) of an ``(H, W, 3)`` texture, texel centres at (i + 0.5) /
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -109,6 +110,27 @@ class HandSurface:
             )
         return cls.create(model.faces, model.uv_corners, model.num_vertices)
 
+    @classmethod
+    def together(cls, surfaces: "Sequence[HandSurface]") -> "HandSurface":
+        """Several hands as one surface, so that one render shows them occluding each other.
+
+        The model vertices of hand k follow those of hands 0..k-1 (concatenate the hands' vertices
+        in order; :meth:`close` then caps every wrist), and hand k's UVs move into the k-th of n
+        side-by-side columns of the atlas: its texture is the k-th block of
+        :func:`side_by_side` (n textures of the same size, concatenated along the width).
+        """
+        if not surfaces:
+            raise ValueError("together needs at least one surface.")
+        faces, uv, offset, count = [], [], 0, len(surfaces)
+        for k, surface in enumerate(surfaces):
+            model = surface.faces[: _model_face_count(surface)]
+            faces.append(model + offset)
+            corners = surface.uv_corners[: len(model)].clone()
+            corners[..., 0] = (k + corners[..., 0]) / count
+            uv.append(corners)
+            offset += surface.num_model_vertices
+        return cls.create(torch.cat(faces), torch.cat(uv), offset)
+
     @property
     def num_vertices(self) -> int:
         """Vertices of the closed mesh: the model's plus one centroid per capped loop."""
@@ -132,6 +154,19 @@ class HandSurface:
     def corner_uv_array(self) -> np.ndarray:
         """(F' * 3 * 2,) float32: corner UVs in face order, as the Mitsuba texture reads them."""
         return np.ascontiguousarray(self.uv_corners.numpy(), dtype=np.float32).ravel()
+
+
+def _model_face_count(surface: HandSurface) -> int:
+    """How many of ``surface``'s faces are the model's own (the caps' fans come after them)."""
+    return len(surface.faces) - sum(len(loop) for loop in surface.loops)
+
+
+def side_by_side(textures: "Sequence[torch.Tensor]") -> torch.Tensor:
+    """The atlas of :meth:`HandSurface.together`: n (H, W, 3) textures side by side, (H, n W, 3)."""
+    shapes = {tuple(t.shape) for t in textures}
+    if len(shapes) != 1:
+        raise ValueError(f"The hands' textures must have one size to share an atlas, got {sorted(shapes)}.")
+    return torch.cat(list(textures), dim=1)
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
