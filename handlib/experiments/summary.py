@@ -70,7 +70,9 @@ def _dmvr(folder: Path, profile: str) -> str | None:
     for column, label in (
         ("texture_psnr_seen", "albedo robust PSNR, texels seen (dB)"),
         ("smvr_texture_psnr_seen", "SMVR colour map, same texels (dB)"),
-        ("relight_psnr", "re-render under a new light, robust PSNR (dB)"),
+        ("relight_psnr_overlap", "re-render under a new light, robust PSNR where both hands are (dB)"),
+        # Runs before the overlap metric compared the union of both silhouettes (outline errors included).
+        ("relight_psnr", "re-render under a new light, robust PSNR over either hand's pixels (dB)"),
         ("light_direction_error_deg", "light's dominant direction, error (degrees)"),
     ):
         if column in demo and pd.notna(r[column]):
