@@ -105,3 +105,20 @@ def test_interpenetration_is_zero_apart_and_positive_and_exact_through(hand):
     with torch.no_grad():
         a, b = fixed + step, through
         assert torch.equal(inside(a, b, faces), within[0]) and torch.equal(inside(b, a, faces), within[1])
+
+
+def test_ray_parity_agrees_with_the_winding_numbers(hand):
+    """The fast inside test (ray crossings on Mitsuba's BVH) against the exact one, on points
+    0.3 mm either side of the surface and spread through the hand's box."""
+    from handlib.rendering.inside import inside_closed
+
+    surface, closed = hand
+    normals = surface.normals(closed)
+    generator = torch.Generator().manual_seed(0)
+    low, high = closed.min(0).values, closed.max(0).values
+    spread = low + (high - low) * torch.rand(3000, 3, generator=generator, dtype=closed.dtype)
+    points = torch.cat([closed - 0.3 * normals, closed + 0.3 * normals, spread])
+    exact = winding_numbers(points, closed, surface.faces) > 0.5
+    fast = inside_closed(surface, closed, points)
+    assert 0.2 < float(exact.double().mean()) < 0.8  # both kinds of point are there
+    assert float((fast == exact).double().mean()) > 0.995

@@ -5,6 +5,11 @@ so "inside" is defined: a point is inside when the mesh winds around it, by the 
 number (the sum of the solid angles its triangles subtend, over 4 pi: 1 inside, 0 outside, robust to
 small defects). A vertex of one hand inside the other has a **penetration depth**: its distance to
 the other's surface. Touching costs nothing; only depth does.
+
+The winding numbers cost points x triangles (1-2 s for two hands on a 2-core CPU); an optimiser
+passes the inside sets as ``within``, from :func:`handlib.rendering.inside.inside_closed` (ray
+crossings on Mitsuba's BVH, tens of milliseconds, checked against the winding numbers in
+``tests/test_penetration.py``), or reuses them while the hands move less than the depths.
 """
 
 from __future__ import annotations
