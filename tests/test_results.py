@@ -54,3 +54,18 @@ def test_the_summary_reads_the_tables(tmp_path):
     assert replace_section(page, text, "quick") == f"intro\n{text}\noutro\n"
     with pytest.raises(ValueError, match="markers"):
         replace_section("no markers here", text, "quick")
+
+
+def test_the_book_runner_rewrites_the_section(tmp_path):
+    from handlib.experiments.book import update_readme
+
+    (tmp_path / "README.md").write_text(f"top\n{summary('quick', tmp_path / 'results')}\nbottom\n")
+    folder = tmp_path / "results" / "quick"
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        [{"benchmark": "realistic", "eps_v_before": 5.0, "eps_v_after": 3.0, "eps_v_floor": 1.5, "seconds": 9.0}]
+    ).to_csv(folder / "smvr_cases.csv", index=False)
+    update_readme(tmp_path, "quick")
+    text = (tmp_path / "README.md").read_text()
+    assert "| realistic | 1 | 5.00 | 3.00 | 1.50 | 1 of 1 | 9 |" in text and text.startswith("top\n")
+    assert text.endswith("bottom\n")

@@ -290,6 +290,22 @@ def build_book(root: Path = ROOT) -> Path:
     return root / "book" / "_build" / "html"
 
 
+def update_readme(root: Path, profile: str) -> None:
+    """Rewrite the README's results section from the result tables just written (so that it and
+    ``results/<profile>/`` change together; ``tests/test_results.py`` checks they agree)."""
+    from handlib.experiments.summary import replace_section, summary
+
+    readme = root / "README.md"
+    if not readme.is_file():
+        return
+    try:
+        readme.write_text(replace_section(readme.read_text(), summary(profile, root / "results"), profile))
+    except ValueError as err:  # a README without the section's markers: say so, change nothing
+        print(f"README.md not updated: {err}", flush=True)
+    else:
+        print(f"README.md: results section rewritten from results/{profile}/", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="smoke, quick or paper (default: the registry's)")
@@ -298,7 +314,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="re-run notebooks even when unchanged")
     args = parser.parse_args(argv)
     registry = load_registry(args.root / "_config.yml")
-    run_experiments(registry, args.profile or registry.default_profile, args.root, args.force)
+    profile = args.profile or registry.default_profile
+    run_experiments(registry, profile, args.root, args.force)
+    if profile == COMMITTED_PROFILE:
+        update_readme(args.root, profile)
     if not args.no_build:
         print(f"Book built: {build_book(args.root) / 'index.html'}")
 
