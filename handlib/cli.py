@@ -23,6 +23,8 @@ def _options(args: argparse.Namespace):
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from handlib.data.mismatch import Mismatch
+    from handlib.data.realism import Realism
     from handlib.data.synth import SynthSettings, synthesize
 
     gestures = tuple(name.strip() for name in args.gestures.split(",") if name.strip())
@@ -41,6 +43,7 @@ def _synth(args: argparse.Namespace) -> int:
             colour_response=args.colour_response,
             occluded_views=args.occluded_views,
             split=args.split,
+            **({"mismatch": Mismatch(), "realism": Realism()} if args.realistic else {}),
         )
     except ValueError as err:
         print(f"handlib synth: {err}", file=sys.stderr)
@@ -198,6 +201,12 @@ def _synth_parser(commands) -> None:
     synth.add_argument("--colour-response", type=float, default=0.0, help="spread of per-camera colour transforms")
     synth.add_argument("--occluded-views", type=float, default=0.0, help="fraction of views with an occluding bar")
     synth.add_argument("--split", default="test")
+    synth.add_argument(
+        "--realistic",
+        action="store_true",
+        help="the realistic benchmark: a true hand outside the model's span (palmar arch, finger proportions, "
+        "smoother surface) and a camera's noise, defocus, JPEG, calibration error and clutter (default: ideal)",
+    )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

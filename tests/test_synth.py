@@ -137,3 +137,7 @@ def test_bad_settings_and_cli(tmp_path, capsys):
         == 0
     )
     assert len(list(InterHandReader(tmp_path / "c", "test"))) == 1
+    realistic = ["synth", "--out", str(tmp_path / "r"), "--cameras", "2", "--shrink", "4", "--texture-size", "32"]
+    assert main([*realistic, "--spp", "1", "--quiet", "--realistic"]) == 0
+    scene = json.loads((tmp_path / "r" / "ground_truth" / "scene.json").read_text())
+    assert scene["settings"]["mismatch"] is not None and min(scene["floor_vertex_error_mm"]["0"].values()) > 0.3
