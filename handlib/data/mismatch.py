@@ -205,10 +205,17 @@ def loop_subdivision(faces: np.ndarray, num_vertices: int) -> tuple[sparse.csr_m
         (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
         shape=(num_vertices + num_edges, num_vertices),
     )
-    a, b, c = faces.T
-    ab, bc, ca = (num_vertices + edge_of[:, k] for k in range(3))
-    fine = np.concatenate([np.stack(t, 1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+    fine = split_in_four(faces, num_vertices + edge_of)
     return matrix, fine, edge_of
+
+
+def split_in_four(corners: np.ndarray, middles: np.ndarray) -> np.ndarray:
+    """The four triangles of each face, as Loop subdivision orders them: per face (F, 3, ...) its
+    ``corners`` a, b, c and the ``middles`` of its edges a->b, b->c, c->a; (4F, 3, ...). The same
+    split serves vertex indices and per-corner UVs."""
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    ab, bc, ca = middles[:, 0], middles[:, 1], middles[:, 2]
+    return np.concatenate([np.stack(t, 1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
 
 
 @dataclass(frozen=True)
@@ -231,10 +238,7 @@ class TrueSurface:
             return cls(base, base, None)
         matrix, faces, _ = loop_subdivision(base.faces.numpy(), base.num_vertices)
         uv = base.uv_corners.numpy()
-        mid = (uv + np.roll(uv, -1, axis=1)) / 2.0  # UV of the new vertex on edge k -> k+1, per face
-        a, b, c = uv[:, 0], uv[:, 1], uv[:, 2]
-        ab, bc, ca = mid[:, 0], mid[:, 1], mid[:, 2]
-        corner_uv = np.concatenate([np.stack(t, 1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+        corner_uv = split_in_four(uv, (uv + np.roll(uv, -1, axis=1)) / 2.0)  # edge k -> k+1's middle UV
         return cls(base, HandSurface.create(faces, corner_uv, matrix.shape[0]), matrix)
 
     def vertices(self, model_vertices: torch.Tensor) -> torch.Tensor:

@@ -355,11 +355,9 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
                 arch = mismatch.palm_arch * float(rng_true.uniform(0.3, 1.0))
                 hand = true_model(model, subject.betas, deform_rest(model, rest, proportions, arch))
             with torch.no_grad():
-                posed = hand(params).vertices[0]
-                true_vertices = true_surface.model_vertices(posed)
-                rendered = renderer.render(
-                    true_surface.vertices(posed), subject.texture, light, backgrounds=backgrounds
-                )
+                drawn = true_surface.vertices(hand(params).vertices[0])
+                true_vertices = drawn[: model.num_vertices]  # the true surface at the model's vertices
+                rendered = renderer.render(drawn, subject.texture, light, backgrounds=backgrounds)
             closest, floor = (params, 0.0) if mismatch is None else fit_to_surface(model, true_vertices, params)
             images, occluders = {}, {}
             for k, (camera, image, alpha) in enumerate(zip(cameras, rendered.images, rendered.alphas)):

@@ -205,13 +205,8 @@ def make_sequence_problem(
 
 def geometry_errors(model: HandModel, params: HandParams, truth: Truth | HandParams) -> tuple[float, float]:
     """(eps_v, eps_j) in mm of ``params`` against ``truth``."""
-    reference = as_truth(model, truth)
     with torch.no_grad():
-        estimate = model(params)
-    return (
-        metrics.vertex_error(estimate.vertices[0], reference.vertices),
-        metrics.joint_error(estimate.joints21[0], reference.joints21),
-    )
+        return metrics.errors_against(model(params), as_truth(model, truth))
 
 
 def refine_problem(

@@ -268,8 +268,9 @@ def refine_sequence(
             camera_errors.append(metrics.backprojection_errors(observed[t], shown, rendered.alphas))
             if truth_out is not None:
                 with torch.no_grad():
-                    eps_v.append(metrics.vertex_error(output.vertices[0], truth_out[t].vertices))
-                    eps_j.append(metrics.joint_error(output.joints21[0], truth_out[t].joints21))
+                    frame_v, frame_j = metrics.errors_against(output, truth_out[t])
+                eps_v.append(frame_v)
+                eps_j.append(frame_j)
         prior = torch.zeros(())
         if settings.temporal and count > 1:
             prior = temporal_prior((base_pose + articulation).double(), samples).float()

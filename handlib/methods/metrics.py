@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from handlib.model.hand import Truth, as_truth  # noqa: F401  (what errors are measured against)
+from handlib.model.hand import HandOutput, Truth, as_truth  # noqa: F401  (Truth: what errors are measured against)
 
 
 def vertex_error(vertices: torch.Tensor, truth: torch.Tensor) -> float:
@@ -21,6 +21,11 @@ def joint_error(joints: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor |
     if valid is not None:
         distance = distance[valid.to(torch.bool)]
     return float(distance.mean()) if distance.numel() else float("nan")
+
+
+def errors_against(output: HandOutput, truth: Truth) -> tuple[float, float]:
+    """(eps_v, eps_j) in mm of the first hand of ``output`` against ``truth``."""
+    return vertex_error(output.vertices[0], truth.vertices), joint_error(output.joints21[0], truth.joints21)
 
 
 def backprojection_error(

@@ -177,8 +177,7 @@ def refine_frame(
             record["backprojection"] = metrics.backprojection_error(observed, shown, rendered.alphas)
             record["backprojection_cameras"] = metrics.backprojection_errors(observed, shown, rendered.alphas)
             if truth_out is not None:
-                record["eps_v"] = metrics.vertex_error(output.vertices[0], truth_out.vertices)
-                record["eps_j"] = metrics.joint_error(output.joints21[0], truth_out.joints21)
+                record["eps_v"], record["eps_j"] = metrics.errors_against(output, truth_out)
         return record
 
     def snapshot():

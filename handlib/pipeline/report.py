@@ -230,7 +230,7 @@ def truth_errors(run: Run, rows: list[dict], data: Path) -> bool:
 
     from handlib.data.interhand import annotation_path, load_json
     from handlib.data.synth import read_truths
-    from handlib.methods.metrics import joint_error, vertex_error
+    from handlib.methods.metrics import errors_against
     from handlib.model.hand import HandParams
 
     if not (data / "ground_truth" / "scene.json").is_file():
@@ -258,8 +258,7 @@ def truth_errors(run: Run, rows: list[dict], data: Path) -> bool:
         with torch.no_grad():
             outputs = [run.model(hand)(p) for p in params]
         for name, output in zip(("before", "after"), outputs):
-            row[f"eps_v_{name}"] = vertex_error(output.vertices[0], truth.vertices)
-            row[f"eps_j_{name}"] = joint_error(output.joints21[0], truth.joints21)
+            row[f"eps_v_{name}"], row[f"eps_j_{name}"] = errors_against(output, truth)
     return True
 
 
