@@ -99,6 +99,26 @@ def penetration_depths(
     return depths
 
 
+def mutual_depths(
+    first: torch.Tensor,
+    first_faces: torch.Tensor,
+    second: torch.Tensor,
+    second_faces: torch.Tensor,
+    within: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """(V1 + V2,) how deep each vertex of two closed hands lies inside the other hand (mm; 0
+    outside). ``first`` / ``second``: closed-mesh vertices (V, 3) with their ``faces``; ``within``:
+    which of the first's vertices are inside the second and which of the second's inside the first."""
+    if within is None:
+        within = (inside(first, second, second_faces), inside(second, first, first_faces))
+    return torch.cat(
+        [
+            penetration_depths(first, second, second_faces, within[0]),
+            penetration_depths(second, first, first_faces, within[1]),
+        ]
+    )
+
+
 def interpenetration(
     first: torch.Tensor,
     first_faces: torch.Tensor,
@@ -107,18 +127,9 @@ def interpenetration(
     within: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The penalty on two closed hands passing through each other: the mean over both hands' vertices
-    of the squared penetration depth into the other hand (mm^2); 0 for hands apart or touching.
-    ``first`` / ``second``: closed-mesh vertices (V, 3) with their ``faces``; ``within``: which of
-    the first's vertices are inside the second and which of the second's inside the first."""
-    if within is None:
-        within = (inside(first, second, second_faces), inside(second, first, first_faces))
-    depths = torch.cat(
-        [
-            penetration_depths(first, second, second_faces, within[0]),
-            penetration_depths(second, first, first_faces, within[1]),
-        ]
-    )
-    return (depths**2).mean()
+    of the squared penetration depth into the other hand (mm^2; see :func:`mutual_depths`); 0 for
+    hands apart or touching."""
+    return (mutual_depths(first, first_faces, second, second_faces, within) ** 2).mean()
 
 
 def intersection_volume(

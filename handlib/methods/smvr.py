@@ -17,6 +17,12 @@ A colour map baked from a misplaced mesh holds the misplacement (background colo
 texels near the silhouette), and the geometry then drifts to fit it: with ``rebake_colour``
 the map is back-projected again from the refined geometry after every geometry stage.
 
+Two hands (:func:`refine_hands`, beyond the paper): both hands of a frame are rendered in one
+scene, so each camera sees them hide each other, and refined together (each its own corrections,
+colour map and joint term; the cameras' colour transforms shared), with an interpenetration term
+``mu E3``: the mean over both closed hands' vertices of the squared depth inside the other hand.
+Each hand's colour map is back-projected with the other hand in the way of the rays.
+
 Staying near the initial estimate (the paper's Figure 2): the search is a few hundred
 small Adam steps from dh = 0, the joint term ties the hand to the annotated joints, and a
 state whose loss is not finite or exceeds ``divergence_factor`` times the first one stops
@@ -33,14 +39,16 @@ import numpy as np
 import torch
 
 from handlib.geometry.cameras import Camera
-from handlib.geometry.surface import HandSurface
+from handlib.geometry.penetration import mutual_depths
+from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import losses, metrics
 from handlib.methods.loop import optimise
 from handlib.methods.observations import background_colours, observed_images
 from handlib.methods.schedule import SMVR_SCHEDULE, Stage
 from handlib.model.hand import HandModel, HandParams
-from handlib.rendering.backproject import backproject_texture
+from handlib.rendering.backproject import backproject_texture, surface_scene
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
+from handlib.rendering.inside import mutually_inside
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
 from handlib.rendering.scene import Layout
 
@@ -72,6 +80,11 @@ class SMVRSettings:
     # Re-back-project the colour map from the current geometry after each geometry stage (a handlib
     # addition: the paper updates c by gradient only). Dev case, half schedule: eps_v 2.76 -> 2.50 mm.
     rebake_colour: bool = True
+    # Two hands (refine_hands): weight of the interpenetration term E3 (mean squared penetration depth
+    # in mm^2 over both hands' vertices, see handlib.geometry.penetration). Chosen on one dev case
+    # (palm on palm, seed 0): the smallest power of ten that kept the refined hands' deepest
+    # penetration within 1 mm of the truth's.
+    penetration_weight: float = 1e-2
 
     def __post_init__(self) -> None:
         if self.loss not in losses.PHOTOMETRIC:
@@ -93,6 +106,19 @@ class SMVRResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class HandInput:
+    """One hand of a frame as :func:`refine_hands` takes it: its model (right or left), the estimate
+    to refine (batch 1), the annotated joints ((21, 3) mm, InterHand2.6M order; None drops the joint
+    term) with their validity, and optionally the truth (adds its errors to the history)."""
+
+    model: HandModel
+    initial: HandParams
+    target_joints: torch.Tensor | None = None
+    joint_valid: torch.Tensor | None = None
+    truth: HandParams | metrics.Truth | None = None
+
+
 def refine_frame(
     model: HandModel,
     cameras: Sequence[Camera],
@@ -110,9 +136,29 @@ def refine_frame(
     ``target_joints`` (21, 3) mm in InterHand2.6M order (the joint term is dropped without
     them); ``truth`` adds eps_v / eps_j to the history.
     """
+    hand = HandInput(model, initial, target_joints, joint_valid, truth)
+    looked_at = None if watch is None else (lambda record, params: watch(record, params[0]))
+    return refine_hands([hand], cameras, images, settings, progress, looked_at)[0]
+
+
+def refine_hands(
+    hands: Sequence[HandInput],
+    cameras: Sequence[Camera],
+    images: Sequence[np.ndarray],
+    settings: SMVRSettings = SMVRSettings(),
+    progress: bool = False,
+    watch: Callable[[dict, list[HandParams]], bool | None] | None = None,
+) -> list[SMVRResult]:
+    """Refine one or two hands of a frame together against ``images`` (uint8 or float (H, W, 3)
+    per camera); one result per hand, in order (they share the run's history and colour
+    transforms). Per-hand errors are in the history as ``eps_v_<k>``, ``eps_j_<k>``; ``eps_v`` and
+    ``eps_j`` are their means; with two hands, ``penetration_mm`` is the deepest penetration."""
+    if not 1 <= len(hands) <= 2:
+        raise ValueError(f"refine_hands takes one or two hands, got {len(hands)}.")
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
-    surface = HandSurface.of(model)
+    surfaces = [HandSurface.of(hand.model) for hand in hands]
+    surface = surfaces[0] if len(hands) == 1 else HandSurface.together(surfaces)
     observed = observed_images(images, cameras)
     renderer = Renderer(
         cameras,
@@ -125,18 +171,30 @@ def refine_frame(
             seed=settings.seed,
         ),
     )
-    with torch.no_grad():
-        initial_out = model(initial)
-        first = renderer.render(initial_out.vertices[0], torch.full((4, 4, 3), 0.5))
-    backgrounds = background_colours(observed, first.alphas)
     observed_arrays = [o.numpy() for o in observed]
-    texture0 = backproject_texture(
-        surface, initial_out.vertices[0], cameras, observed_arrays, settings.texture_size, backgrounds
-    ).texture
 
-    # The unknowns: corrections to the estimate, the colour map, one colour transform per camera.
-    delta = {name: torch.zeros_like(getattr(initial, name), requires_grad=True) for name in GEOMETRY}
-    colour = texture0.clone().requires_grad_(True)
+    def bake(vertices: list[torch.Tensor], backgrounds) -> list[torch.Tensor]:
+        """Each hand's colour map back-projected, the other hand in the way of the rays."""
+        scene = None
+        if len(hands) > 1:
+            joined = torch.cat(vertices).detach().double()
+            scene = surface_scene(surface, surface.close(joined))
+        return [
+            backproject_texture(s, v, cameras, observed_arrays, settings.texture_size, backgrounds, scene).texture
+            for s, v in zip(surfaces, vertices)
+        ]
+
+    with torch.no_grad():
+        initial_vertices = [hand.model(hand.initial).vertices[0] for hand in hands]
+        first = renderer.render(torch.cat(initial_vertices), torch.full((4, 4, 3), 0.5))
+    backgrounds = background_colours(observed, first.alphas)
+    textures0 = bake(initial_vertices, backgrounds)
+
+    # The unknowns: corrections to each estimate, each hand's colour map, one colour transform per camera.
+    deltas = [
+        {name: torch.zeros_like(getattr(hand.initial, name), requires_grad=True) for name in GEOMETRY} for hand in hands
+    ]
+    colours = [texture.clone().requires_grad_(True) for texture in textures0]
     transforms = identity_colour_transforms(len(cameras), settings.colour_transforms)
     lr = {
         "global_orient": settings.lr_global_orient,
@@ -145,55 +203,68 @@ def refine_frame(
         "transl": settings.lr_transl,
     }
     optimisers = {
-        "geometry": torch.optim.Adam([{"params": [delta[n]], "lr": lr[n]} for n in GEOMETRY]),
+        "geometry": torch.optim.Adam([{"params": [d[n]], "lr": lr[n]} for d in deltas for n in GEOMETRY]),
         "colour": torch.optim.Adam(
-            [{"params": [colour], "lr": settings.lr_colour}]
+            [{"params": colours, "lr": settings.lr_colour}]
             + ([{"params": [transforms], "lr": settings.lr_colour_transform}] if settings.colour_transforms else [])
         ),
     }
     photometric = losses.PHOTOMETRIC[settings.loss]
-    if target_joints is not None:
-        target_joints = torch.as_tensor(target_joints, dtype=torch.float32).reshape(21, 3)
-        valid = torch.ones(21, dtype=torch.bool) if joint_valid is None else torch.as_tensor(joint_valid).bool()
-    truth_out = None if truth is None else metrics.as_truth(model, truth)
+    targets = [joint_target(hand) for hand in hands]
+    truths = [None if hand.truth is None else metrics.as_truth(hand.model, hand.truth) for hand in hands]
 
-    def current() -> HandParams:
-        return HandParams(*(getattr(initial, n) + delta[n] for n in GEOMETRY))
+    def current() -> list[HandParams]:
+        return [HandParams(*(getattr(h.initial, n) + d[n] for n in GEOMETRY)) for h, d in zip(hands, deltas)]
 
     def evaluate(stage: Stage) -> dict:
-        """E = E1 + lambda E2, backpropagated; its terms and the frame's errors."""
-        output = model(current())
-        rendered = renderer.render(output.vertices[0], colour.clamp(0.0, 1.0), backgrounds=backgrounds)
+        """E = E1 + lambda E2 (+ mu E3), backpropagated; its terms and the frame's errors."""
+        outputs = [hand.model(params) for hand, params in zip(hands, current())]
+        vertices = [output.vertices[0] for output in outputs]
+        texture = colours[0] if len(hands) == 1 else side_by_side(colours)
+        rendered = renderer.render(torch.cat(vertices), texture.clamp(0.0, 1.0), backgrounds=backgrounds)
         images_out = [apply_colour_transform(image, t) for image, t in zip(rendered.images, transforms)]
         e1 = sum(photometric(o, r).mean() for o, r in zip(observed, images_out))
         e2 = torch.zeros(())
-        if target_joints is not None:
-            e2 = losses.smooth_l1(target_joints[valid], output.joints21[0][valid]).mean()
-        energy = e1 + settings.joint_weight * e2
+        for output, target in zip(outputs, targets):
+            if target is not None:
+                e2 = e2 + losses.smooth_l1(target[0][target[1]], output.joints21[0][target[1]]).mean()
+        e3, deepest = torch.zeros(()), 0.0
+        if len(hands) == 2:
+            e3, deepest = penetration_energy(surfaces, vertices)
+        energy = e1 + settings.joint_weight * e2 + settings.penetration_weight * e3
         energy.backward()
         record = {"E": float(energy.detach()), "E1": float(e1.detach()), "E2": float(e2.detach())}
+        if len(hands) == 2:
+            record["E3"], record["penetration_mm"] = float(e3.detach()), deepest
         with torch.no_grad():
             shown = [i.detach().clamp(0, 1) for i in images_out]
             record["backprojection"] = metrics.backprojection_error(observed, shown, rendered.alphas)
             record["backprojection_cameras"] = metrics.backprojection_errors(observed, shown, rendered.alphas)
-            if truth_out is not None:
-                record["eps_v"], record["eps_j"] = metrics.errors_against(output, truth_out)
+            errors = [metrics.errors_against(o, t) for o, t in zip(outputs, truths) if t is not None]
+            if len(errors) == len(hands):
+                record["eps_v"], record["eps_j"] = (float(np.mean(e)) for e in zip(*errors))
+                if len(hands) > 1:
+                    for k, (eps_v, eps_j) in enumerate(errors):
+                        record[f"eps_v_{k}"], record[f"eps_j_{k}"] = eps_v, eps_j
         return record
 
     def snapshot():
-        return {n: d.detach().clone() for n, d in delta.items()}, colour.detach().clone(), transforms.detach().clone()
+        return (
+            [{n: d.detach().clone() for n, d in delta.items()} for delta in deltas],
+            [c.detach().clone() for c in colours],
+            transforms.detach().clone(),
+        )
 
     def rebake(stage: Stage) -> None:
-        """The colour map back-projected again from the geometry a stage refined (``rebake_colour``)."""
+        """The colour maps back-projected again from the geometry a stage refined (``rebake_colour``)."""
         if settings.rebake_colour and "geometry" in stage.optimise:
             with torch.no_grad():
-                baked = backproject_texture(
-                    surface, model(current()).vertices[0], cameras, observed_arrays, settings.texture_size, backgrounds
-                )
-                colour.copy_(baked.texture)
+                baked = bake([hand.model(params).vertices[0] for hand, params in zip(hands, current())], backgrounds)
+                for colour, texture in zip(colours, baked):
+                    colour.copy_(texture)
 
     def looked_at(record: dict) -> bool | None:
-        return watch(record, current().detached())
+        return watch(record, [params.detached() for params in current()])
 
     outcome = optimise(
         settings,
@@ -205,14 +276,38 @@ def refine_frame(
         progress=progress,
         watch=looked_at if watch else None,
     )
-    best_delta, best_colour, best_transforms = outcome.best_state
-    refined = HandParams(*(getattr(initial, n).detach() + best_delta[n] for n in GEOMETRY))
-    return SMVRResult(
-        refined,
-        best_colour.clamp(0.0, 1.0),
-        best_transforms,
-        outcome.history,
-        outcome.diverged,
-        outcome.best_iteration,
-        time.perf_counter() - start,
-    )
+    best_deltas, best_colours, best_transforms = outcome.best_state
+    seconds = time.perf_counter() - start
+    return [
+        SMVRResult(
+            HandParams(*(getattr(hand.initial, n).detach() + delta[n] for n in GEOMETRY)),
+            colour.clamp(0.0, 1.0),
+            best_transforms,
+            outcome.history,
+            outcome.diverged,
+            outcome.best_iteration,
+            seconds,
+        )
+        for hand, delta, colour in zip(hands, best_deltas, best_colours)
+    ]
+
+
+def joint_target(hand: HandInput) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The hand's annotated joints (21, 3) and which are valid (21,), or None without annotation."""
+    if hand.target_joints is None:
+        return None
+    target = torch.as_tensor(hand.target_joints, dtype=torch.float32).reshape(21, 3)
+    valid = torch.ones(21, dtype=torch.bool) if hand.joint_valid is None else torch.as_tensor(hand.joint_valid).bool()
+    return target, valid
+
+
+def penetration_energy(surfaces: Sequence[HandSurface], vertices: Sequence[torch.Tensor]) -> tuple[torch.Tensor, float]:
+    """E3 of two hands (their model vertices (V_k, 3) mm): the mean squared penetration depth (mm^2)
+    of each closed hand's vertices into the other, and the deepest penetration (mm). Which vertices
+    are inside comes from ray crossings (:func:`handlib.rendering.inside.inside_closed`)."""
+    closed = [s.close(v) for s, v in zip(surfaces, vertices)]
+    within = mutually_inside(surfaces, closed)
+    if not (within[0].any() or within[1].any()):
+        return closed[0].new_zeros(()), 0.0
+    depths = mutual_depths(closed[0], surfaces[0].faces, closed[1], surfaces[1].faces, within)
+    return (depths**2).mean(), float(depths.detach().max())

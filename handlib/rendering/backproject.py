@@ -154,14 +154,18 @@ def backproject_texture(
     images: Sequence[np.ndarray],
     size: int = 512,
     backgrounds: Sequence | None = None,
+    scene: mi.Scene | None = None,
 ) -> Baked:
     """The (size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
     whose model ``vertices`` (V, 3) mm are given; ``backgrounds`` (per camera, RGB in the images'
-    encoding) leaves out samples that show the background."""
+    encoding) leaves out samples that show the background. ``scene``: what the visibility rays
+    are cast at (default: this hand alone); one that holds every hand of the frame
+    (:func:`surface_scene` of :meth:`HandSurface.together`) keeps a hand hidden by the other
+    out of its colour map."""
     closed = surface.close(vertices.detach().double())
     attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
     points, normals = attributes[covered, :3], attributes[covered, 3:]
-    scene = surface_scene(surface, closed)
+    scene = surface_scene(surface, closed) if scene is None else scene
     total = np.zeros((len(points), 3))
     weight = np.zeros(len(points))
     for k, (camera, image) in enumerate(zip(cameras, images)):

@@ -49,3 +49,10 @@ def inside_closed(surface: HandSurface, closed: torch.Tensor, points: torch.Tens
     array = points.detach().cpu().double().numpy()
     votes = sum(crossings(scene, array, d / np.linalg.norm(d)) % 2 for d in DIRECTIONS)
     return torch.as_tensor(votes >= 2, device=points.device)
+
+
+def mutually_inside(surfaces, closed: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For two hands (their surfaces and closed vertices (V', 3)): which vertices of the first lie
+    inside the second, and which of the second inside the first (see
+    :func:`handlib.geometry.penetration.mutual_depths`)."""
+    return inside_closed(surfaces[1], closed[1], closed[0]), inside_closed(surfaces[0], closed[0], closed[1])

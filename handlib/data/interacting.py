@@ -1,0 +1,337 @@
+"""Synthetic frames of two interacting hands, with truths that touch but do not pass through each other.
+
+An :class:`Interaction` names a gesture for each hand and how the left hand is held against the
+right one, in the right palm's frame (distal: wrist to middle finger; radial: toward the thumb;
+palmar: out of the palm; :func:`handlib.model.anatomy.palm_frame`): the left palm's axes, the
+point of each hand that meets the other (``anchors``) and the direction the left hand comes from.
+The left hand is placed with its anchor on the right's and then backed off along that direction to
+the first position where neither hand has a vertex inside the other (bisection on ray-crossing
+inside tests, then :data:`CLEARANCE_MM` more), so the hands touch. A frame varies the pair's
+orientation, the left hand's tilt (up to :data:`TILT_DEG`) and its anchor (up to
+:data:`SLIDE_MM` along the right palm) with the seed; each hand has its own shape and skin.
+
+Only the idealised benchmark exists for two hands: both truths are hands of the fitted model
+(no :mod:`handlib.data.mismatch`), the images are rendered by the renderer the refinement uses,
+and the camera noise and blur of :mod:`handlib.data.realism` are applied when asked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from handlib.data.realism import IDEAL, Realism, defocus, sensor_noise
+from handlib.data.synth import DOME_RADIUS_MM, HAND_CENTRE_MM, Subject, make_subject, perturb, studio_light
+from handlib.geometry.cameras import Camera, dome_cameras
+from handlib.geometry.penetration import intersection_volume, mutual_depths, surface_distance
+from handlib.geometry.surface import HandSurface, side_by_side
+from handlib.model.anatomy import palm_frame
+from handlib.model.gestures import gesture, gesture_pose, model_hand_pose
+from handlib.model.hand import HandModel, HandParams, Truth, as_truth
+from handlib.rendering.colour import to_srgb8
+from handlib.rendering.inside import inside_closed, mutually_inside
+from handlib.rendering.renderer import Renderer, RenderSettings
+from handlib.rendering.texture import SkinStyle, model_skin_texture
+
+#: Gap left between the hands once they no longer pass through each other (mm).
+CLEARANCE_MM = 0.3
+#: Contact: vertices of one hand within this distance of the other's surface (the issue's 2 mm).
+CONTACT_MM = 2.0
+#: Monte Carlo samples of the intersection volume (its standard error is ~1% of the overlap box at 4000).
+VOLUME_SAMPLES = 4000
+#: Per-frame variation: the left hand's tilt about a random axis and its anchor's slide (uniform bounds).
+TILT_DEG, SLIDE_MM = 10.0, 8.0
+
+#: Anchors: the point of a hand that meets the other, from its 21 joints (InterHand2.6M order).
+ANCHORS = {
+    "palm": (20, 7, 11, 15, 19),  # wrist and the four finger bases
+    "knuckles": (7, 11, 15, 19),  # the finger bases (a fist's front)
+    "index_tip": (4,),
+}
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """Two hands' gestures and how they meet. ``left_axes``: the left palm's (distal, radial,
+    palmar) as rows, in the right palm's frame; a mirrored hand's frame is reflected, so the rows
+    must have determinant -1. ``approach``: the direction (right palm's frame) the left hand comes
+    from; ``anchors``: the right's point and the left's (keys of :data:`ANCHORS`)."""
+
+    right: str
+    left: str
+    left_axes: tuple[tuple[float, float, float], ...]
+    approach: tuple[float, float, float]
+    anchors: tuple[str, str] = ("palm", "palm")
+
+    def __post_init__(self) -> None:
+        gesture(self.right), gesture(self.left)
+        axes = np.asarray(self.left_axes, dtype=np.float64)
+        if axes.shape != (3, 3) or not np.allclose(axes @ axes.T, np.eye(3), atol=1e-6):
+            raise ValueError("left_axes must be three orthonormal rows (distal, radial, palmar).")
+        if np.linalg.det(axes) > 0:
+            raise ValueError("left_axes must be a reflection (determinant -1): the left hand is the mirror image.")
+        if any(anchor not in ANCHORS for anchor in self.anchors):
+            raise ValueError(f"anchors must be among {sorted(ANCHORS)}, got {self.anchors}.")
+
+
+def _unit(*v: float) -> tuple[float, float, float]:
+    a = np.asarray(v, dtype=np.float64)
+    return tuple(float(x) for x in a / np.linalg.norm(a))
+
+
+INTERACTIONS: dict[str, Interaction] = {
+    # Palms pressed together, fingers up, thumbs on the same side (as in a prayer).
+    "palm_on_palm": Interaction("relaxed", "relaxed", ((1, 0, 0), (0, 1, 0), (0, 0, -1)), (0, 0, 1)),
+    # The right palm on the back of the left hand, both flat.
+    "palm_on_back": Interaction("relaxed", "open", ((1, 0, 0), (0, -1, 0), (0, 0, 1)), (0, 0, 1)),
+    # Palms facing, fingers pointing opposite ways, as two hands about to clasp.
+    "clasp": Interaction("relaxed", "relaxed", ((-1, 0, 0), (0, -1, 0), (0, 0, -1)), (0, 0, 1)),
+    # The right index fingertip touching the left palm, which faces it.
+    "touch": Interaction(
+        "point", "relaxed", ((0, 1, 0), (0, 0, 1), (-1, 0, 0)), _unit(1, 0, 0.3), ("index_tip", "palm")
+    ),
+    # A right fist pressed into the open left palm.
+    "fist_in_palm": Interaction(
+        "fist", "relaxed", ((0, -1, 0), (0, 0, -1), (-1, 0, 0)), _unit(1, 0, 0.2), ("knuckles", "palm")
+    ),
+}
+
+
+def interaction(name: str) -> Interaction:
+    if name not in INTERACTIONS:
+        raise ValueError(f"Unknown interaction {name!r}; known: {', '.join(INTERACTIONS)}.")
+    return INTERACTIONS[name]
+
+
+def _frame(joints16: np.ndarray, side: str) -> np.ndarray:
+    """(3, 3) rows distal, radial, palmar of a posed hand's palm (world)."""
+    return np.stack(palm_frame(joints16, side))
+
+
+def _anchor(joints21: torch.Tensor, name: str) -> np.ndarray:
+    return joints21[list(ANCHORS[name])].double().mean(0).numpy()
+
+
+def placed(model: HandModel, params: HandParams, rotation: np.ndarray, offset_mm: np.ndarray) -> HandParams:
+    """``params`` moved rigidly: its hand's vertices v become ``rotation @ v + offset_mm``."""
+    with torch.no_grad():
+        root = model(params).joints[0, 0].double().numpy()
+    turned = Rotation.from_matrix(rotation) * Rotation.from_rotvec(params.global_orient[0].double().numpy())
+    # MANO turns the hand about its root joint, which sits at (rest root + transl): v = R (v0 - j) + j + t.
+    # So the new root is rotation @ root + offset, and transl moves by what the root moves.
+    transl_mm = params.transl[0].double().numpy() * 1000.0 + rotation @ root + offset_mm - root
+    return HandParams(
+        torch.tensor(turned.as_rotvec(), dtype=params.global_orient.dtype)[None],
+        params.hand_pose,
+        params.betas,
+        torch.tensor(transl_mm / 1000.0, dtype=params.transl.dtype)[None],
+    )
+
+
+@dataclass
+class PairHand:
+    """One hand of an interacting frame: its truth, the noisy estimate a refinement starts from and
+    the noisy annotated joints (21, 3) mm, as :class:`handlib.methods.smvr.HandInput` takes them."""
+
+    side: str
+    model: HandModel
+    truth_params: HandParams
+    truth: Truth
+    initial: HandParams
+    joints: torch.Tensor
+    texture: torch.Tensor = field(repr=False)
+    initial_error_mm: float = 0.0
+
+
+@dataclass
+class PairFrame:
+    """A synthetic frame of two interacting hands: cameras, images (uint8 (H, W, 3)), the right
+    and the left hand, and each hand's vertices in contact with the other in the truth."""
+
+    interaction: str
+    seed: int
+    cameras: list[Camera]
+    images: list[np.ndarray] = field(repr=False)
+    hands: tuple[PairHand, PairHand]
+    contact: tuple[torch.Tensor, torch.Tensor] = field(repr=False)
+
+    @property
+    def surfaces(self) -> list[HandSurface]:
+        return [HandSurface.of(hand.model) for hand in self.hands]
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """What an interacting frame is drawn with (image size InterHand2.6M's / ``shrink``)."""
+
+    cameras: int = 8
+    shrink: int = 4
+    spp: int = 16
+    texture_size: int = 512
+    noise_mm: float = 5.0
+    joint_noise_mm: float | None = None  # default: noise_mm
+    realism: Realism = IDEAL  # only the image effects (defocus, noise) are applied
+
+    def __post_init__(self) -> None:
+        if self.cameras < 1 or self.shrink < 1 or self.spp < 1 or self.noise_mm < 0:
+            raise ValueError("cameras, shrink and spp must be at least 1 and noise_mm at least 0.")
+
+
+def hands_apart(surfaces, closed: list[torch.Tensor]) -> bool:
+    """True when no vertex of either closed hand lies inside the other (ray-crossing test)."""
+    return not any(bool(w.any()) for w in mutually_inside(surfaces, closed))
+
+
+def pose_pair(
+    models: tuple[HandModel, HandModel], spec: Interaction, betas: np.ndarray, rng: np.random.Generator
+) -> tuple[HandParams, HandParams]:
+    """The right and left hands' parameters for ``spec``: touching, apart (see the module's text),
+    the pair's centroid at the synthetic rig's centre. ``betas`` (2, 10): each hand's shape."""
+    right_model, left_model = models
+    right = _gesture_params(right_model, spec.right, betas[0], Rotation.random(random_state=rng).as_rotvec())
+    left = _gesture_params(left_model, spec.left, betas[1], np.zeros(3))
+    with torch.no_grad():
+        out_r, out_l = right_model(right), left_model(left)
+    frame_r = _frame(out_r.joints[0].double().numpy(), "right")
+    frame_l = _frame(out_l.joints[0].double().numpy(), "left")
+    tilt = Rotation.from_rotvec(_random_unit(rng) * math.radians(rng.uniform(0, TILT_DEG))).as_matrix()
+    wanted = (np.asarray(spec.left_axes) @ frame_r) @ tilt.T  # rows: the left palm's axes in the world
+    rotation = wanted.T @ frame_l
+    away = np.asarray(spec.approach) @ frame_r
+    slide = SLIDE_MM * (rng.uniform(-1, 1) * frame_r[0] + rng.uniform(-1, 1) * frame_r[1])
+    start = _anchor(out_r.joints21[0], spec.anchors[0]) + slide - rotation @ _anchor(out_l.joints21[0], spec.anchors[1])
+    surfaces = [HandSurface.of(right_model), HandSurface.of(left_model)]
+    closed_r = surfaces[0].close(out_r.vertices[0].double())
+
+    def left_at(distance: float) -> HandParams:
+        return placed(left_model, left, rotation, start + distance * away)
+
+    def apart(distance: float) -> bool:
+        with torch.no_grad():
+            closed_l = surfaces[1].close(left_model(left_at(distance)).vertices[0].double())
+        return hands_apart(surfaces, [closed_r, closed_l])
+
+    low, high = 0.0, 200.0
+    if not apart(high):
+        raise RuntimeError(f"Could not separate the hands of {spec} within {high} mm.")
+    while apart(low):  # the anchors met without the hands touching: come closer
+        low -= 5.0
+        if low < -100.0:
+            raise RuntimeError(f"The hands of {spec} do not meet within 100 mm of their anchors.")
+    for _ in range(24):  # to 0.02 mm
+        middle = (low + high) / 2
+        low, high = (low, middle) if apart(middle) else (middle, high)
+    left = left_at(high + CLEARANCE_MM)
+    with torch.no_grad():
+        centre = torch.cat([out_r.vertices[0], left_model(left).vertices[0]]).double().mean(0).numpy()
+    shift = HAND_CENTRE_MM - centre
+    return placed(right_model, right, np.eye(3), shift), placed(left_model, left, np.eye(3), shift)
+
+
+def _random_unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.normal(size=3)
+    return v / np.linalg.norm(v)
+
+
+def _gesture_params(model: HandModel, name: str, betas: np.ndarray, orient: np.ndarray) -> HandParams:
+    pose = gesture_pose(name, model.rest_joints, model.side)
+    return HandParams.create(
+        1,
+        hand_pose=model_hand_pose(model, pose),
+        global_orient=torch.tensor(orient, dtype=torch.float32)[None],
+        betas=torch.tensor(betas, dtype=torch.float32)[None],
+    )
+
+
+def contact_vertices(surfaces, vertices: list[torch.Tensor], within_mm: float = CONTACT_MM) -> list[torch.Tensor]:
+    """Per hand, (V_k,) bool: its model vertices within ``within_mm`` of the other hand's closed
+    surface (or inside it)."""
+    closed = [s.close(v.detach().double()) for s, v in zip(surfaces, vertices)]
+    out = []
+    for k in range(2):
+        other = 1 - k
+        points = vertices[k].detach().double()
+        near = surface_distance(points, closed[other], surfaces[other].faces) < within_mm
+        inner = inside_closed(surfaces[other], closed[other], points)
+        out.append(near | inner)
+    return out
+
+
+def draw_pair(name: str, seed: int, settings: PairSettings = PairSettings()) -> PairFrame:
+    """One synthetic frame of the interaction ``name`` (see :data:`INTERACTIONS`), all from ``seed``."""
+    spec = interaction(name)
+    rng = np.random.default_rng([seed, 3])
+    rng_real = np.random.default_rng([seed, 4])
+    models = (HandModel("right"), HandModel("left"))
+    # One person: the same shape and skin tone for both hands, each hand its own skin detail.
+    right_subject = make_subject(models[0], settings.texture_size, rng)
+    left_texture = model_skin_texture(
+        models[1],
+        SkinStyle(tone=right_subject.tone),
+        right_subject.betas,
+        int(rng.integers(2**31)),
+        settings.texture_size,
+    )
+    subjects = [right_subject, Subject(right_subject.betas, right_subject.tone, left_texture)]
+    truths = pose_pair(models, spec, np.stack([s.betas for s in subjects]), rng)
+    size = (334 // settings.shrink, 512 // settings.shrink)
+    focal = 1240.0 / settings.shrink
+    cameras = dome_cameras(
+        settings.cameras,
+        HAND_CENTRE_MM,
+        radius=DOME_RADIUS_MM,
+        seed=seed,
+        size=size,
+        focal=(focal, focal),
+        jitter_px=12.0 / settings.shrink,
+    )
+    surfaces = [HandSurface.of(model) for model in models]
+    renderer = Renderer(
+        cameras, HandSurface.together(surfaces), RenderSettings(mode="radiance", spp=settings.spp, seed=seed)
+    )
+    light = studio_light(0.0, rng)
+    with torch.no_grad():
+        vertices = [model(params).vertices[0] for model, params in zip(models, truths)]
+        rendered = renderer.render(
+            torch.cat(vertices),
+            side_by_side([s.texture for s in subjects]),
+            light,
+            backgrounds=[(0.03, 0.03, 0.035)] * len(cameras),
+        )
+    images = []
+    for image in rendered.images:
+        linear = np.ascontiguousarray(image.numpy(), dtype=np.float32)
+        linear = defocus(linear, settings.realism.defocus_px / settings.shrink)
+        linear = sensor_noise(linear, settings.realism.read_noise, settings.realism.shot_noise, rng_real)
+        images.append(to_srgb8(linear))
+    joint_noise = settings.noise_mm if settings.joint_noise_mm is None else settings.joint_noise_mm
+    hands = []
+    for model, params, subject in zip(models, truths, subjects):
+        truth = as_truth(model, params)
+        initial, reached = perturb(model, params, settings.noise_mm, rng)
+        sigma = joint_noise / (2.0 * math.sqrt(2.0 / math.pi))  # mean norm of a 3D Gaussian: 2 sigma sqrt(2/pi)
+        joints = truth.joints21 + torch.as_tensor(rng.normal(scale=sigma, size=(21, 3)), dtype=torch.float32)
+        hands.append(PairHand(model.side, model, params, truth, initial, joints, subject.texture, reached))
+    contact = contact_vertices(surfaces, vertices)
+    return PairFrame(name, seed, cameras, images, (hands[0], hands[1]), (contact[0], contact[1]))
+
+
+def interaction_errors(surfaces, vertices: list[torch.Tensor], truth_contact) -> dict[str, float]:
+    """How two refined hands (model vertices, mm) sit against each other: the deepest penetration
+    (mm) of either into the other, the volume inside both (mm^3, Monte Carlo) and the share of the
+    truth's contact vertices still in contact (within :data:`CONTACT_MM`)."""
+    closed = [s.close(v.detach().double()) for s, v in zip(surfaces, vertices)]
+    faces = [s.faces for s in surfaces]
+    depths = mutual_depths(closed[0], faces[0], closed[1], faces[1], mutually_inside(surfaces, closed))
+    now = contact_vertices(surfaces, vertices)
+    wanted = int(sum(int(c.sum()) for c in truth_contact))
+    kept = sum(int((c & n).sum()) for c, n in zip(truth_contact, now))
+    return {
+        "penetration_mm": float(depths.max()),
+        "intersection_mm3": intersection_volume(closed[0], faces[0], closed[1], faces[1], samples=VOLUME_SAMPLES),
+        "contact_kept": kept / wanted if wanted else float("nan"),
+    }
