@@ -77,6 +77,8 @@ def _refine(args: argparse.Namespace) -> int:
         if not numbers:
             return fail(f"--frames {args.frames!r} selects none of the sequence's frames {in_sequence}.")
     options = _options(args)
+    if args.hand == "both" and args.method != "smvr":
+        return fail("--hand both refines the two hands of a frame together with SMVR; DMVR takes one hand at a time.")
     unit = Unit(args.capture, args.seq, args.hand, tuple(numbers))
     try:
         result = refine_unit(reader, unit, options, progress=not args.quiet)
@@ -84,7 +86,11 @@ def _refine(args: argparse.Namespace) -> int:
         return fail(str(err))
     write_mano_annotations(
         Path(args.out) / "MANO_NeuralAnnot.json",
-        {args.capture: {number: {args.hand: entry} for number, entry in result.entries.items()}},
+        {
+            args.capture: {
+                number: entry if args.hand == "both" else {args.hand: entry} for number, entry in result.entries.items()
+            }
+        },
     )
     write_unit_files(args.out, result)
     kept = [f["frame"] for f in result.frames if f["kept_input"]]
@@ -97,6 +103,7 @@ def _refine(args: argparse.Namespace) -> int:
             if kept
             else ""
         )
+        + "".join(f"; {note}" for note in result.summary.get("notes", []))
         + f"; wrote {args.out}"
     )
     return 0
@@ -107,7 +114,7 @@ def _refine_dataset(args: argparse.Namespace) -> int:
 
     try:
         captures = tuple(int(c) for c in args.captures.split(",") if c.strip()) or None
-        selection = Selection(captures, args.seq, args.hand, args.frames, args.chunk)
+        selection = Selection(captures, args.seq, args.hand, args.frames, args.chunk, joint=not args.separate)
         options = _options(args)
         report = run_dataset(
             args.data,
@@ -219,7 +226,12 @@ def _refine_parser(commands) -> None:
     refine.add_argument("--capture", type=int, required=True)
     refine.add_argument("--seq", required=True)
     refine.add_argument("--frame", type=int, default=None, help="one frame number (SMVR, or DMVR on one frame)")
-    refine.add_argument("--hand", default="right", choices=["right", "left"])
+    refine.add_argument(
+        "--hand",
+        default="right",
+        choices=["right", "left", "both"],
+        help="both: the two hands of the frame refined together (SMVR); a missing or refused hand is left out",
+    )
     refine.add_argument("--out", required=True, help="output directory")
     refine.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -235,6 +247,12 @@ def _refine_dataset_parser(commands) -> None:
     batch.add_argument("--captures", default="", help="comma-separated capture numbers (default: all)")
     batch.add_argument("--seq", default="*", help="sequence-name pattern, shell style (default: all)")
     batch.add_argument("--hand", default="right", choices=["right", "left", "both"])
+    batch.add_argument(
+        "--separate",
+        action="store_true",
+        help="with --hand both: refine each hand alone, the other as background (default: SMVR refines the two "
+        "hands of a frame together where both are annotated)",
+    )
     batch.add_argument("--chunk", type=int, default=0, help="DMVR: at most this many frames per task (0: sequence)")
     batch.add_argument(
         "--scheduler", default=None, help="address of a running Dask scheduler (default: a local cluster)"

@@ -189,14 +189,17 @@ def test_per_frame_problems_are_recorded(tmp_path):
         frames[0].image("400262")
 
 
-def test_nan_mano_parameters_skip_the_frame(tmp_path):
+def test_nan_mano_parameters_refuse_that_hand_only(tmp_path):
     write_fixture(tmp_path)
     mano = json.loads(annotation_path(tmp_path, "test", "MANO_NeuralAnnot").read_text())
     mano["0"]["21640"]["right"]["trans"][1] = float("nan")
     annotation_path(tmp_path, "test", "MANO_NeuralAnnot").write_text(json.dumps(mano))
     reader = InterHandReader(tmp_path, "test")
-    assert [f.frame for f in reader] == [21641]
-    assert len(reader.skipped) == 1 and "MANO_NeuralAnnot.json capture 0 frame 21640 right" in reader.skipped[0][1]
+    frames = {f.frame: f for f in reader}
+    assert sorted(frames) == [21640, 21641] and not reader.skipped  # the frame (and any other hand) stays
+    assert frames[21640].mano["right"] is None and frames[21641].mano["right"] is not None
+    assert "MANO_NeuralAnnot.json capture 0 frame 21640 right" in frames[21640].invalid["right"]
+    assert "NaN" in frames[21640].invalid["right"] and not frames[21641].invalid
 
 
 def test_corrupt_image_names_the_file(tmp_path):

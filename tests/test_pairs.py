@@ -4,6 +4,8 @@ case nothing was tuned to."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -18,13 +20,18 @@ from handlib.data.interacting import (
     interaction_errors,
     placed,
     pose_pair,
+    write_pairs,
 )
+from handlib.data.interhand import InterHandReader, annotation_path
+from handlib.data.synth import read_truths
 from handlib.geometry.penetration import inside, interpenetration, surface_distance
 from handlib.geometry.surface import HandSurface
 from handlib.methods import metrics
 from handlib.methods.schedule import SMVR_SCHEDULE, scaled
 from handlib.methods.smvr import HandInput, SMVRSettings, penetration_energy, refine_hands
 from handlib.model.hand import HandModel, HandParams
+from handlib.pipeline.dataset import Cluster, Selection, plan, run_dataset
+from handlib.pipeline.refine import Options, Unit
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +127,64 @@ def test_joint_refinement_brings_both_hands_closer_without_passing_through():
     refined = [h.model(r.params).vertices[0].detach() for h, r in zip(frame.hands, results)]
     assert interaction_errors(frame.surfaces, refined, frame.contact)["penetration_mm"] < 1.0
     assert {"eps_v_0", "eps_v_1", "penetration_mm", "E3"} <= set(results[0].history[0])
+
+
+@pytest.fixture(scope="module")
+def pair_capture(tmp_path_factory):
+    """Two interacting frames in InterHand2.6M's layout (captures 0 and 1); in capture 1 the left
+    hand's annotation is spoiled with a NaN."""
+    root = tmp_path_factory.mktemp("pairs")
+    settings = PairSettings(cameras=3, shrink=8, spp=2, texture_size=64)
+    write_pairs(root / "data", [draw_pair("clasp", 31, settings), draw_pair("palm_on_back", 32, settings)])
+    path = annotation_path(root / "data", "test", "MANO_NeuralAnnot")
+    mano = json.loads(path.read_text())
+    mano["1"]["0"]["left"]["pose"][7] = float("nan")
+    path.write_text(json.dumps(mano))
+    return root
+
+
+def test_written_pairs_read_back_with_both_hands_and_their_truths(pair_capture):
+    data = pair_capture / "data"
+    reader = InterHandReader(data, "test")
+    frames = {f.capture: f for f in reader}
+    assert frames[0].mano["right"] is not None and frames[0].mano["left"] is not None
+    assert frames[1].mano["left"] is None and "NaN" in frames[1].invalid["left"]
+    truths = read_truths(data)
+    assert {(0, 0, "right"), (0, 0, "left"), (1, 0, "left")} <= set(truths)
+    assert truths[(0, 0, "left")].floor == 0.0
+    assert plan(reader, Selection(hand="both"), "smvr") == [
+        Unit(0, "synthetic_clasp", "both", (0,)),
+        Unit(1, "synthetic_palm_on_back", "both", (0,)),
+    ]
+    separate = plan(reader, Selection(hand="both", joint=False), "smvr")
+    assert {u.hand for u in separate} == {"right", "left"} and len(separate) == 4
+
+
+@pytest.mark.slow
+def test_refine_dataset_both_writes_both_hands_and_refines_alone_beside_a_refused_one(pair_capture):
+    data, out = pair_capture / "data", pair_capture / "out"
+    report = run_dataset(
+        data,
+        "test",
+        out,
+        Selection(hand="both"),
+        Options(method="smvr", schedule_scale=0.1, spp=1),
+        Cluster(workers=2, threads=1),
+        log=lambda line: None,
+    )
+    assert report.done == 2
+    refused = dict(report.failed)
+    assert list(refused) == ["1/synthetic_palm_on_back/both/0 (left hand)"] and "NaN" in refused[list(refused)[0]]
+    source = json.loads(annotation_path(data, "test", "MANO_NeuralAnnot").read_text(), parse_constant=float)
+    merged = json.loads(annotation_path(out, "test", "MANO_NeuralAnnot").read_text(), parse_constant=float)
+    for side in ("right", "left"):  # both hands of frame 0 refined (moved from their input)
+        assert merged["0"]["0"][side] is not None and merged["0"]["0"][side] != source["0"]["0"][side]
+    assert merged["1"]["0"]["right"] != source["1"]["0"]["right"]  # refined alone
+    metrics = json.loads(
+        (out / "refinement" / "Capture1" / "synthetic_palm_on_back" / "both" / "0" / "metrics.json").read_text()
+    )
+    assert "refined the right hand alone" in metrics["notes"] and metrics["hands"] == ["right"]
+    joint = json.loads(
+        (out / "refinement" / "Capture0" / "synthetic_clasp" / "both" / "0" / "metrics.json").read_text()
+    )
+    assert joint["hands"] == ["right", "left"] and "E3" in joint["history"][0]

@@ -17,13 +17,16 @@ and the camera noise and blur of :mod:`handlib.data.realism` are applied when as
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from handlib.data.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
 from handlib.data.realism import IDEAL, Realism, defocus, sensor_noise
 from handlib.data.synth import DOME_RADIUS_MM, HAND_CENTRE_MM, Subject, make_subject, perturb, studio_light
 from handlib.geometry.cameras import Camera, dome_cameras
@@ -335,3 +338,47 @@ def interaction_errors(surfaces, vertices: list[torch.Tensor], truth_contact) ->
         "intersection_mm3": intersection_volume(closed[0], faces[0], closed[1], faces[1], samples=VOLUME_SAMPLES),
         "contact_kept": kept / wanted if wanted else float("nan"),
     }
+
+
+def write_pairs(out: str | Path, frames: list[PairFrame], split: str = "test") -> Path:
+    """Write interacting frames as a capture in InterHand2.6M's layout, both hands annotated (their
+    noisy estimates and joints), one capture per frame (its cameras are its own) with the sequence
+    ``synthetic_<interaction>``, and the truth beside it in ``ground_truth/`` as
+    :func:`handlib.data.synth.synthesize` writes it (readable by :func:`~handlib.data.synth.read_truths`)."""
+    out = Path(out)
+    writer = InterHandWriter(out, split)
+    truth_mano, truth_joints, truth_vertices = {}, {}, {}
+    scene = {"interactions": {}, "floor_vertex_error_mm": {}, "initial_vertex_error_mm": {}, "contact_vertices": {}}
+    for capture, frame in enumerate(frames):
+        joints, true_joints = np.zeros((NUM_JOINTS, 3)), np.zeros((NUM_JOINTS, 3))
+        for offset, hand in zip((0, 21), frame.hands):
+            joints[offset : offset + 21] = hand.joints.double().numpy()
+            true_joints[offset : offset + 21] = hand.truth.joints21.double().numpy()
+            truth_vertices[f"{capture}_0_{hand.side}"] = hand.truth.vertices.numpy().astype(np.float32)
+        images = {camera.name: image for camera, image in zip(frame.cameras, frame.images)}
+        initial = {hand.side: mano_entry(hand.initial) for hand in frame.hands}
+        writer.add_frame(
+            capture, f"synthetic_{frame.interaction}", 0, frame.cameras, images, initial, joints, None, "interacting"
+        )
+        truth_mano[capture] = {0: {hand.side: mano_entry(hand.truth_params) for hand in frame.hands}}
+        truth_joints[str(capture)] = {
+            "0": {
+                "world_coord": true_joints.tolist(),
+                "joint_valid": np.ones((NUM_JOINTS, 1)).tolist(),
+                "hand_type": "interacting",
+                "hand_type_valid": 1,
+            }
+        }
+        key = str(capture)
+        scene["interactions"][key] = {"interaction": frame.interaction, "seed": frame.seed}
+        scene["floor_vertex_error_mm"][key] = {"0": 0.0}
+        scene["initial_vertex_error_mm"][key] = {"0": {h.side: h.initial_error_mm for h in frame.hands}}
+        scene["contact_vertices"][key] = {h.side: int(c.sum()) for h, c in zip(frame.hands, frame.contact)}
+    writer.close()
+    folder = out / "ground_truth"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_mano_annotations(folder / "MANO_NeuralAnnot.json", truth_mano)
+    np.savez_compressed(folder / "vertices.npz", **truth_vertices)
+    (folder / "joint_3d.json").write_text(json.dumps(truth_joints))
+    (folder / "scene.json").write_text(json.dumps(scene, indent=1))
+    return out

@@ -66,6 +66,8 @@ class Frame:
     joint_valid: np.ndarray | None  # (42,) bool
     hand_type: str | None = None
     images_dir: Path = field(default=Path("."), repr=False)
+    # side -> why its annotation was refused (NaN, wrong length); that side's mano is then None
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def image(self, camera: str) -> np.ndarray:
         """RGB uint8 (H, W, 3) of one camera, read now. ValueError names the file if unreadable."""
@@ -270,11 +272,16 @@ class InterHandReader:
         except BAD_VALUE_ERRORS as err:
             self.skipped.append((key, f"frame skipped: joint_3d.json capture {capture} frame {index}: {err}"))
             return None
-        mano = {}
-        side = "?"
-        try:
-            annotations = (self.mano.get(str(capture)) or {}).get(str(index)) or {}
-            for side in SIDES:
+        # A hand whose annotation is unusable is refused alone (the frame and the other hand stay).
+        mano, invalid = {}, {}
+        annotations = (self.mano.get(str(capture)) or {}).get(str(index)) or {}
+        if not isinstance(annotations, dict):
+            self.skipped.append(
+                (key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame {index}: not an object")
+            )
+            return None
+        for side in SIDES:
+            try:
                 hand = annotations.get(side)
                 if hand is not None:
                     hand = {name: _finite(hand[name], name).ravel().tolist() for name in ("pose", "shape", "trans")}
@@ -282,12 +289,10 @@ class InterHandReader:
                         if len(hand[name]) != size:
                             raise ValueError(f"{name} has {len(hand[name])} values, expected {size}")
                 mano[side] = hand
-        except BAD_VALUE_ERRORS as err:
-            self.skipped.append(
-                (key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame {index} {side}: {err}")
-            )
-            return None
-        return Frame(capture, seq_name, index, cameras, paths, mano, joints, valid, hand_type, self.images_dir)
+            except BAD_VALUE_ERRORS as err:
+                mano[side] = None
+                invalid[side] = f"MANO_NeuralAnnot.json capture {capture} frame {index} {side}: {err}"
+        return Frame(capture, seq_name, index, cameras, paths, mano, joints, valid, hand_type, self.images_dir, invalid)
 
 
 class InterHandWriter:

@@ -45,13 +45,15 @@ LEDGER = "ledger.sqlite"
 class Selection:
     """Which part of the split to refine: captures (None: all), a sequence-name pattern
     (shell-style), hands ('right', 'left' or 'both'), frames (``refine --frames`` syntax, empty:
-    all), and for DMVR at most ``chunk`` frames per task (0: whole sequences)."""
+    all), and for DMVR at most ``chunk`` frames per task (0: whole sequences). With ``hand='both'``
+    and SMVR, ``joint`` refines the two hands of a frame together where both are annotated."""
 
     captures: tuple[int, ...] | None = None
     seq_pattern: str = "*"
     hand: str = "right"
     frames: str = ""
     chunk: int = 0
+    joint: bool = True
 
     def __post_init__(self) -> None:
         if self.hand not in (*SIDES, "both"):
@@ -64,7 +66,8 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
     """The tasks of a run, in a fixed order. A hand's tasks hold the frames where it is annotated
     (the others keep their input unchanged); a hand annotated in none of a sequence's frames gets
     one task over all of them, which fails with that reason. With ``hand='both'`` a sequence gets
-    tasks for each hand annotated somewhere in it (the right hand when none is)."""
+    tasks for each hand annotated somewhere in it (the right hand when none is); with SMVR and
+    ``selection.joint``, a frame where both hands are annotated is one task for both together."""
     sequences: dict[tuple[int, str], list[int]] = {}
     for capture, seq, frame in reader.keys():
         if (selection.captures is None or capture in selection.captures) and fnmatch.fnmatchcase(
@@ -90,8 +93,12 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
             hands = [side for side in SIDES if annotated[side]] or ["right"]
         else:
             hands = [selection.hand]
+        together = set()
+        if selection.hand == "both" and selection.joint and method == "smvr":
+            together = set(annotated["right"]) & set(annotated["left"])
+            units += [Unit(capture, seq, "both", (f,)) for f in sorted(together)]
         for hand in hands:
-            frames = annotated[hand] or numbers
+            frames = [f for f in annotated[hand] if f not in together] or ([] if together else numbers)
             if method == "smvr":
                 groups = [[f] for f in frames]
             else:
@@ -518,7 +525,10 @@ def write_dataset(reader: InterHandReader, ledger: Ledger, out: Path, log: Calla
         if row["status"] == "done":
             frames = mano.setdefault(str(unit.capture), {})
             for frame, entry in result["entries"].items():
-                frames[frame] = {**(frames.get(frame) or {side: None for side in SIDES}), unit.hand: entry}
+                hands = entry if unit.hand == "both" else {unit.hand: entry}  # both: {side: entry}
+                frames[frame] = {**(frames.get(frame) or {side: None for side in SIDES}), **hands}
+            for side, reason in result["summary"].get("refused", {}).items():
+                failures.append((f"{row['key']} ({side} hand)", f"bad input: {reason}"))
             for metrics in result["frames"]:
                 frames_table.append({"capture": unit.capture, "seq": unit.seq, "hand": unit.hand, **metrics})
                 kept += bool(metrics["kept_input"])

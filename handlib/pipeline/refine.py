@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from handlib.data.interhand import Frame, InterHandReader, mano_entry
+from handlib.data.interhand import SIDES, Frame, InterHandReader, mano_entry
 from handlib.methods.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, best_entry, scaled
 
 METHODS = ("smvr", "dmvr")
@@ -124,10 +124,16 @@ def load_frames(
         if frame is None or problems:
             raise InputError(f"frame {number}: {'; '.join(problems) or 'unreadable'}")
         frames.append(frame)
-    present = [f for f in frames if f.mano.get(unit.hand) is not None]
+    refused = [f"frame {f.frame}: {f.invalid[unit.hand]}" for f in frames if unit.hand in f.invalid]
+    if refused:
+        raise InputError("; ".join(refused))
+    if unit.hand == "both":
+        present = [f for f in frames if any(f.mano.get(side) is not None for side in SIDES)]
+    else:
+        present = [f for f in frames if f.mano.get(unit.hand) is not None]
     if not present:
         raise InputError(f"no {unit.hand} hand annotated in any of frames {list(unit.frames)}.")
-    if len(present) < len(frames):
+    if len(present) < len(frames) and unit.hand != "both":
         absent = [f.frame for f in frames if f.mano.get(unit.hand) is None]
         raise InputError(f"the {unit.hand} hand is not annotated in frame(s) {absent}; refine the others apart.")
     common = sorted(set.intersection(*(set(f.image_paths) for f in frames)))
@@ -177,6 +183,8 @@ def refine_unit(
 
     if options.method == "smvr" and len(unit.frames) != 1:
         raise ValueError("SMVR refines one frame per unit.")
+    if unit.hand == "both":
+        return refine_both(reader, unit, options, progress, truth)
     frames, names = load_frames(reader, unit, options.cameras)
     images = read_images(frames, names)
     model = HandModel(unit.hand, model_path=options.mano)
@@ -186,12 +194,7 @@ def refine_unit(
     if options.method == "smvr":
         from handlib.methods.smvr import SMVRSettings, refine_frame
 
-        frame = frames[0]
-        offset = 0 if unit.hand == "right" else 21
-        joints = valid = None
-        if frame.joints is not None:
-            joints = torch.tensor(frame.joints[offset : offset + 21])
-            valid = torch.tensor(frame.joint_valid[offset : offset + 21])
+        joints, valid = annotated_joints(frames[0], unit.hand)
         settings = SMVRSettings(loss=options.loss, schedule=options.schedule, spp=options.spp)
         result = refine_frame(
             model,
@@ -266,6 +269,98 @@ def refine_unit(
         "best": best,
     }
     return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, result.history, seen)
+
+
+def annotated_joints(frame: Frame, side: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """One hand's 21 annotated joints (mm) and their validity from ``joint_3d.json`` (None, None without)."""
+    if frame.joints is None:
+        return None, None
+    offset = 0 if side == "right" else 21
+    return torch.tensor(frame.joints[offset : offset + 21]), torch.tensor(frame.joint_valid[offset : offset + 21])
+
+
+def refine_both(
+    reader: InterHandReader, unit: Unit, options: Options, progress: bool = False, truth: list | None = None
+) -> UnitResult:
+    """Both hands of one frame refined together by SMVR (:func:`handlib.methods.smvr.refine_hands`).
+    A hand that is not annotated, or whose annotation was refused (``summary['refused']`` says
+    why), is left out and the other refined alone; ``summary['notes']`` says so. ``entries`` map
+    the frame to {side: entry} for the hands refined; ``truth``: per frame, {side: Truth}."""
+    from handlib.methods.smvr import HandInput, SMVRSettings, refine_hands
+    from handlib.model.hand import HandModel
+
+    if options.method != "smvr" or len(unit.frames) != 1:
+        raise ValueError("Two hands are refined together by SMVR, one frame per unit; DMVR refines each hand apart.")
+    frames, names = load_frames(reader, unit, options.cameras)
+    frame = frames[0]
+    sides = [side for side in SIDES if frame.mano.get(side) is not None]
+    refused = dict(frame.invalid)
+    notes = [
+        f"the {side} hand's annotation was refused ({refused[side]})"
+        if side in refused
+        else f"the {side} hand is not annotated in frame {frame.frame}"
+        for side in SIDES
+        if side not in sides
+    ]
+    if len(sides) == 1:
+        notes.append(f"refined the {sides[0]} hand alone")
+        alone = refine_unit(reader, Unit(unit.capture, unit.seq, sides[0], unit.frames), options, progress)
+        alone.entries = {f: {sides[0]: entry} for f, entry in alone.entries.items()}
+        alone.unit = unit
+        alone.summary.update(hand="both", hands=sides, notes=notes, refused=refused)
+        return alone
+    images = read_images(frames, names)[0]
+    cameras = [frame.cameras[c] for c in names]
+    hands = []
+    for side in sides:
+        joints, valid = annotated_joints(frame, side)
+        hand_truth = truth[0][side] if truth else None
+        model = HandModel(side, model_path=options.mano)
+        hands.append(HandInput(model, frame.hand_params(side), joints, valid, hand_truth))
+    settings = SMVRSettings(loss=options.loss, schedule=options.schedule, spp=options.spp)
+    results = refine_hands(hands, cameras, images, settings, progress)
+    history, best_iteration = results[0].history, results[0].best_iteration
+    first, best = history[0], best_entry(history, best_iteration)
+    before, after = first["backprojection"], best["backprojection"]
+    flag = guard(before, after, results[0].diverged, all(_finite(r.params) for r in results))
+    entries = {
+        frame.frame: {
+            side: mano_entry(hand.initial if flag else result.params)
+            for side, hand, result in zip(sides, hands, results)
+        }
+    }
+    per_frame = [
+        {
+            "frame": frame.frame,
+            "backprojection_before": float(before),
+            "backprojection_after": float(after),
+            "diverged": bool(results[0].diverged),
+            "kept_input": bool(flag),
+            "flag": flag,
+            "cameras": {
+                name: [float(x), float(y)]
+                for name, x, y in zip(names, first["backprojection_cameras"], best["backprojection_cameras"])
+            },
+        }
+    ]
+    texture = np.concatenate([(r.texture.numpy() * 255.0 + 0.5).astype(np.uint8) for r in results], axis=1)
+    summary = {
+        "capture": unit.capture,
+        "seq": unit.seq,
+        "hand": "both",
+        "hands": sides,
+        "frames": list(unit.frames),
+        "cameras": names,
+        "method": "smvr (both hands together)",
+        "diverged": results[0].diverged,
+        "best_iteration": best_iteration,
+        "seconds": results[0].seconds,
+        "first": first,
+        "best": best,
+        "notes": notes,
+        "refused": refused,
+    }
+    return UnitResult(unit, entries, per_frame, texture, "colour_maps.png", None, summary, history)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
