@@ -56,7 +56,7 @@ def main() -> None:
                         "handlib": handlib.__version__,
                         "machine": machine(),
                     }
-                    for row in compare(frame, settings, methods)
+                    for row in compare(frame, settings, methods)[0]
                 ]
                 for row in rows:
                     print(

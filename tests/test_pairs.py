@@ -4,6 +4,7 @@ case nothing was tuned to."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -30,7 +31,7 @@ from handlib.methods import metrics
 from handlib.methods.schedule import SMVR_SCHEDULE, scaled
 from handlib.methods.smvr import HandInput, SMVRSettings, penetration_energy, refine_hands
 from handlib.model.hand import HandModel, HandParams
-from handlib.pipeline.dataset import Cluster, Selection, plan, run_dataset
+from handlib.pipeline.dataset import Cluster, Selection, plan, run_dataset, selection_config, upgraded
 from handlib.pipeline.refine import Options, Unit
 
 
@@ -188,3 +189,17 @@ def test_refine_dataset_both_writes_both_hands_and_refines_alone_beside_a_refuse
         (out / "refinement" / "Capture0" / "synthetic_clasp" / "both" / "0" / "metrics.json").read_text()
     )
     assert joint["hands"] == ["right", "left"] and "E3" in joint["history"][0]
+
+
+def test_runs_from_before_joint_refinement_resume_as_they_were():
+    def config(selection: dict) -> str:
+        return json.dumps({"data": "d", "split": "test", "selection": selection, "options": {}}, sort_keys=True)
+
+    for hand in ("right", "both"):
+        before = dataclasses.asdict(Selection(hand=hand))
+        del before["joint"]  # what a ledger of handlib 0.2 holds
+        if hand == "right":  # one hand: the recorded selection is unchanged, so the run resumes
+            assert upgraded(config(before)) == config(selection_config(Selection(hand=hand)))
+        else:  # both hands were refined apart then: it resumes with --separate, not by default
+            assert upgraded(config(before)) == config(selection_config(Selection(hand=hand, joint=False)))
+            assert upgraded(config(before)) != config(selection_config(Selection(hand=hand)))

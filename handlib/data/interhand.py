@@ -274,11 +274,12 @@ class InterHandReader:
             return None
         # A hand whose annotation is unusable is refused alone (the frame and the other hand stay).
         mano, invalid = {}, {}
-        annotations = (self.mano.get(str(capture)) or {}).get(str(index)) or {}
-        if not isinstance(annotations, dict):
-            self.skipped.append(
-                (key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame {index}: not an object")
-            )
+        try:
+            annotations = (self.mano.get(str(capture)) or {}).get(str(index)) or {}
+            if not isinstance(annotations, dict):
+                raise TypeError(f"expected an object per frame, got {type(annotations).__name__}")
+        except BAD_VALUE_ERRORS as err:
+            self.skipped.append((key, f"frame skipped: MANO_NeuralAnnot.json capture {capture} frame {index}: {err}"))
             return None
         for side in SIDES:
             try:

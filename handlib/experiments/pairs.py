@@ -14,6 +14,7 @@ import time
 from handlib.data.interacting import PairFrame, interaction_errors
 from handlib.methods import metrics
 from handlib.methods.smvr import HandInput, SMVRResult, SMVRSettings, refine_frame, refine_hands
+from handlib.model.hand import HandParams
 
 SIDES = ("right", "left")
 
@@ -33,10 +34,12 @@ def outcome_row(frame: PairFrame, method: str, params: list, seconds: float) -> 
     return row
 
 
-def compare(frame: PairFrame, settings: SMVRSettings, methods=("initial", "truth", "separate", "joint")) -> list[dict]:
+def compare(
+    frame: PairFrame, settings: SMVRSettings, methods=("initial", "truth", "separate", "joint")
+) -> tuple[list[dict], dict[str, list[HandParams]]]:
     """Rows for ``methods`` on ``frame``: the initial estimate, the truth (its penetration, contact),
-    separate and joint refinement."""
-    rows = []
+    separate and joint refinement; and each method's (right, left) parameters."""
+    rows, fitted = [], {}
     for method in methods:
         start = time.perf_counter()
         if method == "initial":
@@ -50,7 +53,8 @@ def compare(frame: PairFrame, settings: SMVRSettings, methods=("initial", "truth
         else:
             raise ValueError(f"method must be initial, truth, separate or joint, got {method!r}.")
         rows.append(outcome_row(frame, method, params, time.perf_counter() - start))
-    return rows
+        fitted[method] = params
+    return rows, fitted
 
 
 def inputs(frame: PairFrame) -> list[HandInput]:

@@ -19,14 +19,15 @@ def outline_overlay(
     image: np.ndarray,
     camera,
     meshes: list[tuple],
-    faces: np.ndarray,
+    faces: "np.ndarray | list[np.ndarray]",
     upscale: int = 4,
     thickness: int = 1,
     crop_margin: int | None = None,
 ) -> np.ndarray:
     """``image`` (H, W, 3) uint8 RGB, enlarged ``upscale`` times, with the silhouette outline of
     each mesh ((V, 3) mm world vertices, RGB colour, and optionally its own line thickness) as
-    ``camera`` sees it drawn over it, in order. With
+    ``camera`` sees it drawn over it, in order. ``faces``: one (F, 3) array for every mesh, or a
+    list with one per mesh (a right and a left hand). With
     ``crop_margin`` (pixels) the result is cropped to the meshes' extent plus that margin."""
     import cv2
 
@@ -38,7 +39,9 @@ def outline_overlay(
         image = image[y0:y1, x0:x1]
         height, width = image.shape[:2]
     canvas = cv2.resize(image, (width * upscale, height * upscale), interpolation=cv2.INTER_NEAREST)
-    for (pixels, depth), colour, *width in projected:
+    per_mesh = faces if isinstance(faces, (list, tuple)) else [faces] * len(projected)
+    for ((pixels, depth), colour, *width), faces in zip(projected, per_mesh):
+        faces = np.asarray(faces)
         mask = np.zeros(canvas.shape[:2], np.uint8)
         corners = np.round((pixels[faces] - (x0, y0)) * upscale * 8).astype(np.int32)  # 3 bits of sub-pixel precision
         in_front = (depth[faces] > 0).all(1)

@@ -132,7 +132,7 @@ class Ledger:
         if stored is None:
             with self.transaction():
                 self.db.execute("INSERT INTO run VALUES ('config', ?)", (wanted,))
-        elif stored[0] != wanted:
+        elif upgraded(stored[0]) != wanted:
             raise ValueError(
                 f"{self.path.parent} holds a run with other settings ({stored[0]}); run the same "
                 f"command to resume it, or give a new --out."
@@ -191,6 +191,25 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+
+def selection_config(selection: Selection) -> dict:
+    """The selection as a run's ledger records it: ``joint`` only where it matters (``hand='both'``),
+    so that a run of one hand from before joint refinement existed resumes unchanged."""
+    fields = asdict(selection)
+    if selection.hand != "both":
+        del fields["joint"]
+    return fields
+
+
+def upgraded(stored: str) -> str:
+    """A ledger's recorded configuration in today's terms: a ``hand='both'`` run from before joint
+    refinement (no ``joint`` recorded) refined each hand apart (``--separate``)."""
+    config = json.loads(stored)
+    selection = config.get("selection") if isinstance(config, dict) else None
+    if isinstance(selection, dict) and selection.get("hand") == "both" and "joint" not in selection:
+        selection["joint"] = False
+    return json.dumps(config, sort_keys=True)
 
 
 def read_tasks(db: sqlite3.Connection) -> list[dict]:
@@ -450,7 +469,8 @@ def run_dataset(
     out.mkdir(parents=True, exist_ok=True)
     _remove_partial_files(out)
     ledger = Ledger(
-        out / LEDGER, {"data": str(data), "split": split, "selection": asdict(selection), "options": asdict(options)}
+        out / LEDGER,
+        {"data": str(data), "split": split, "selection": selection_config(selection), "options": asdict(options)},
     )
     try:
         invocation = ledger.start(command or "run_dataset (Python)")
