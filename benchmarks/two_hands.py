@@ -7,6 +7,7 @@ separate / joint on held-out seeds (1 and up, used for nothing else). Rows are a
 ``benchmarks/two_hands.csv``.
 
     python benchmarks/two_hands.py --sweep                 # dev seed 0: weights 0, 1e-3, 1e-2
+    python benchmarks/two_hands.py --sweep --cameras 2 --interactions palm_on_palm clasp
     python benchmarks/two_hands.py --seeds 1               # 5 interactions, seed 1
     python benchmarks/two_hands.py --seeds 1 2 --fraction 0.5
 """

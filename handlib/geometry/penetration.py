@@ -15,6 +15,7 @@ crossings on Mitsuba's BVH, tens of milliseconds, checked against the winding nu
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -139,14 +140,22 @@ def intersection_volume(
     second_faces: torch.Tensor,
     samples: int = 20000,
     seed: int = 0,
+    contains: tuple[Callable, Callable] | None = None,
 ) -> float:
     """Monte Carlo estimate of the volume (mm^3 for mm inputs) inside both closed meshes: uniform
-    points in the overlap of their bounding boxes, the fraction inside both, times the box's volume."""
+    points in the overlap of their bounding boxes, the fraction inside both, times the box's volume.
+    ``contains``: two functions points (N, 3) -> (N,) bool for the first and the second mesh, to
+    use a faster inside test than the winding numbers (e.g. ray crossings) and more samples."""
     low = torch.maximum(first.min(0).values, second.min(0).values).detach()
     high = torch.minimum(first.max(0).values, second.max(0).values).detach()
     if (high <= low).any():
         return 0.0
     generator = torch.Generator().manual_seed(seed)
     points = low + (high - low) * torch.rand(samples, 3, generator=generator, dtype=first.dtype)
-    both = inside(points, first.detach(), first_faces) & inside(points, second.detach(), second_faces)
+    if contains is None:
+        contains = (
+            lambda p: inside(p, first.detach(), first_faces),
+            lambda p: inside(p, second.detach(), second_faces),
+        )
+    both = contains[0](points) & contains[1](points)
     return float(both.double().mean() * torch.prod(high - low).double())

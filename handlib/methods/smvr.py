@@ -81,9 +81,10 @@ class SMVRSettings:
     # addition: the paper updates c by gradient only). Dev case, half schedule: eps_v 2.76 -> 2.50 mm.
     rebake_colour: bool = True
     # Two hands (refine_hands): weight of the interpenetration term E3 (mean squared penetration depth
-    # in mm^2 over both hands' vertices, see handlib.geometry.penetration). Chosen on one dev case
-    # (palm on palm, seed 0): the smallest power of ten that kept the refined hands' deepest
-    # penetration within 1 mm of the truth's.
+    # in mm^2 over both hands' vertices, see handlib.geometry.penetration). Chosen on the development
+    # seed of the synthetic interactions (benchmarks/two_hands.py --sweep): the smallest of 0, 1e-3,
+    # 1e-2 that kept the deepest penetration within 1 mm with 2 cameras (0.83 / 0.45 mm; 3.7 / 7.8 mm
+    # without), at no measured cost in eps_v with 6.
     penetration_weight: float = 1e-2
 
     def __post_init__(self) -> None:
