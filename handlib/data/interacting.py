@@ -28,8 +28,8 @@ from scipy.spatial.transform import Rotation
 
 from handlib.data.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
 from handlib.data.realism import IDEAL, Realism, defocus, sensor_noise
-from handlib.data.synth import DOME_RADIUS_MM, HAND_CENTRE_MM, Subject, make_subject, perturb, studio_light
-from handlib.geometry.cameras import Camera, dome_cameras
+from handlib.data.synth import HAND_CENTRE_MM, Subject, make_subject, perturb, rig_cameras, studio_light
+from handlib.geometry.cameras import Camera
 from handlib.geometry.penetration import intersection_volume, mutual_depths, surface_distance
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.model.anatomy import palm_frame
@@ -282,17 +282,7 @@ def draw_pair(name: str, seed: int, settings: PairSettings = PairSettings()) -> 
     )
     subjects = [right_subject, Subject(right_subject.betas, right_subject.tone, left_texture)]
     truths = pose_pair(models, spec, np.stack([s.betas for s in subjects]), rng)
-    size = (334 // settings.shrink, 512 // settings.shrink)
-    focal = 1240.0 / settings.shrink
-    cameras = dome_cameras(
-        settings.cameras,
-        HAND_CENTRE_MM,
-        radius=DOME_RADIUS_MM,
-        seed=seed,
-        size=size,
-        focal=(focal, focal),
-        jitter_px=12.0 / settings.shrink,
-    )
+    cameras = rig_cameras(settings.cameras, settings.shrink, seed)
     surfaces = [HandSurface.of(model) for model in models]
     renderer = Renderer(
         cameras, HandSurface.together(surfaces), RenderSettings(mode="radiance", spp=settings.spp, seed=seed)

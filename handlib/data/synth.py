@@ -100,6 +100,21 @@ class SynthSettings:
             raise ValueError(f"motion is a stretch (start, end) with 0 <= start <= end <= 1, got {self.motion}.")
 
 
+def rig_cameras(count: int, shrink: int, seed: int) -> list:
+    """The synthetic rig: ``count`` cameras on a dome around the hand, InterHand2.6M's image size
+    and focal length divided by ``shrink``, principal points jittered (drawn from ``seed``)."""
+    focal = 1240.0 / shrink
+    return dome_cameras(
+        count,
+        HAND_CENTRE_MM,
+        radius=DOME_RADIUS_MM,
+        seed=seed,
+        size=(334 // shrink, 512 // shrink),
+        focal=(focal, focal),
+        jitter_px=12.0 / shrink,
+    )
+
+
 def studio_light(directional: float, rng: np.random.Generator) -> torch.Tensor:
     """2-band SH light (4, 3): near-uniform white, plus a key light from a random upper
     direction of relative strength ``directional`` (which casts shadows)."""
@@ -279,17 +294,7 @@ def synthesize(out: str | Path, settings: SynthSettings, progress: bool = True) 
     realism, mismatch = settings.realism, settings.mismatch
     model = HandModel("right")
     true_surface = TrueSurface.of(model, subdivide=mismatch is not None and mismatch.subdivide)
-    size = (334 // settings.shrink, 512 // settings.shrink)
-    focal = 1240.0 / settings.shrink
-    cameras = dome_cameras(
-        settings.cameras,
-        HAND_CENTRE_MM,
-        radius=DOME_RADIUS_MM,
-        seed=settings.seed,
-        size=size,
-        focal=(focal, focal),
-        jitter_px=12.0 / settings.shrink,
-    )
+    cameras = rig_cameras(settings.cameras, settings.shrink, settings.seed)
     volume = working_volume(HAND_CENTRE_MM)
     written = [miscalibrate(c, realism.calibration_px / settings.shrink, volume, rng_real) for c in cameras]
     responses = colour_responses(len(cameras), settings.colour_response, rng)
