@@ -33,6 +33,7 @@ from handlib.methods.smvr import HandInput, SMVRSettings, penetration_energy, re
 from handlib.model.hand import HandModel, HandParams
 from handlib.pipeline.dataset import Cluster, Selection, plan, run_dataset, selection_config, upgraded
 from handlib.pipeline.refine import Options, Unit
+from handlib.pipeline.report import frame_rows, read_run, write_report
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +192,12 @@ def test_refine_dataset_both_writes_both_hands_and_refines_alone_beside_a_refuse
         (out / "refinement" / "Capture0" / "synthetic_clasp" / "both" / "0" / "metrics.json").read_text()
     )
     assert joint["hands"] == ["right", "left"] and "E3" in joint["history"][0]
+    # The curator's report shows each hand of a joint task on its own row, with its truth's errors.
+    rows = frame_rows(read_run(out))
+    assert all(r["status"] in ("refined", "kept input") for r in rows)
+    assert {(r["capture"], r["hand"]) for r in rows} == {(0, "right"), (0, "left"), (1, "right")}
+    html = write_report(out).read_text()
+    assert "synthetic_clasp" in html and "synthetic_palm_on_back" in html
 
 
 def test_runs_from_before_joint_refinement_resume_as_they_were():

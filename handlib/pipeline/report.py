@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlib.data.interhand import SIDES
 from handlib.pipeline.dataset import LEDGER, read_tasks, unit_folder
 
 #: A camera "stands out" when its mean error after refinement is this many times its capture's median camera.
@@ -70,7 +71,9 @@ class Run:
             if task["status"] == "done" and task["result"]:
                 unit = task["unit"]
                 for frame, entry in task["result"]["entries"].items():
-                    published[(unit.capture, int(frame), unit.hand)] = entry
+                    # a task of both hands publishes {side: entry} per frame
+                    for side, hand_entry in entry.items() if unit.hand == "both" else [(unit.hand, entry)]:
+                        published[(unit.capture, int(frame), side)] = hand_entry
         return published
 
     def model(self, hand: str):
@@ -121,17 +124,20 @@ def read_run(out: str | Path) -> Run:
 
 
 def frame_rows(run: Run) -> list[dict]:
-    """One row per frame of every task: its status, errors, the guard's flag and per-camera errors."""
+    """One row per frame and hand of every task: its status, errors, the guard's flag and per-camera
+    errors (a task of both hands has a row for each hand it refined, with the errors they share)."""
     rows = []
     for task in run.tasks:
         unit, result = task["unit"], task["result"]
         base = {"capture": unit.capture, "seq": unit.seq, "hand": unit.hand, "task": task["key"]}
         if task["status"] == "done" and result:
-            for metrics in result["frames"]:
+            sides = result["summary"].get("hands", list(SIDES)) if unit.hand == "both" else [unit.hand]
+            for side, metrics in ((side, m) for m in result["frames"] for side in sides):
                 before, after = _number(metrics["backprojection_before"]), _number(metrics["backprojection_after"])
                 rows.append(
                     {
                         **base,
+                        "hand": side,
                         "frame": int(metrics["frame"]),
                         "status": "kept input" if metrics["kept_input"] else "refined",
                         "before": before,
