@@ -82,6 +82,37 @@ def _dmvr(folder: Path, profile: str) -> str | None:
     )
 
 
+def _two_hands(folder: Path, profile: str) -> str | None:
+    table = load_table("two_hands", profile, folder)
+    if table is None:
+        return None
+    rows = []
+    for method in ("initial", "separate", "joint"):
+        part = table[table.method == method]
+        if len(part):
+            rows.append(
+                [
+                    method,
+                    len(part),
+                    f"{part.eps_v_right.mean():.2f}",
+                    f"{part.eps_v_left.mean():.2f}",
+                    f"{part.penetration_mm.max():.2f}",
+                    f"{part.contact_kept.mean():.2f}",
+                ]
+            )
+    header = [
+        "two interacting hands",
+        "cases",
+        "eps_v right (mean, mm)",
+        "left",
+        "deepest penetration (mm)",
+        "contact kept",
+    ]
+    return f"`results/{profile}/two_hands.csv` (idealised benchmark; truths touch, penetration 0):\n\n" + _table(
+        rows, header
+    )
+
+
 def _claims(folder: Path, profile: str) -> str | None:
     rows = []
     for paper, name in (("SMVR", "smvr_claims"), ("DMVR", "dmvr_claims")):
@@ -113,7 +144,7 @@ def _runs(folder: Path, profile: str) -> str | None:
 
 def summary(profile: str = "quick", folder: Path = RESULTS) -> str:
     """The Markdown of the results section for ``profile`` (between its markers)."""
-    parts = [p for p in (f(Path(folder), profile) for f in (_smvr, _dmvr, _claims, _runs)) if p]
+    parts = [p for p in (f(Path(folder), profile) for f in (_smvr, _dmvr, _two_hands, _claims, _runs)) if p]
     if not parts:
         parts = [f"No result tables in `results/{profile}/` yet: run `PROFILE={profile} make book`."]
     return "\n".join([BEGIN.format(profile=profile), "", "\n\n".join(parts), "", END.format(profile=profile)])
