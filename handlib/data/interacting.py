@@ -30,13 +30,13 @@ from handlib.data.interhand import NUM_JOINTS, InterHandWriter, mano_entry, writ
 from handlib.data.realism import IDEAL, Realism, defocus, sensor_noise
 from handlib.data.synth import HAND_CENTRE_MM, Subject, make_subject, perturb, rig_cameras, studio_light
 from handlib.geometry.cameras import Camera
-from handlib.geometry.penetration import intersection_volume, mutual_depths, surface_distance
+from handlib.geometry.penetration import intersection_volume, surface_distance
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.model.anatomy import palm_frame
 from handlib.model.gestures import gesture, gesture_pose, model_hand_pose
 from handlib.model.hand import HandModel, HandParams, Truth, as_truth
 from handlib.rendering.colour import to_srgb8
-from handlib.rendering.inside import inside_closed, mutually_inside
+from handlib.rendering.inside import hand_depths, inside_closed, mutually_inside
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.texture import SkinStyle, model_skin_texture
 
@@ -251,10 +251,13 @@ def _gesture_params(model: HandModel, name: str, betas: np.ndarray, orient: np.n
     )
 
 
-def contact_vertices(surfaces, vertices: list[torch.Tensor], within_mm: float = CONTACT_MM) -> list[torch.Tensor]:
+def contact_vertices(
+    surfaces, vertices: list[torch.Tensor], within_mm: float = CONTACT_MM, closed: list[torch.Tensor] | None = None
+) -> list[torch.Tensor]:
     """Per hand, (V_k,) bool: its model vertices within ``within_mm`` of the other hand's closed
-    surface (or inside it)."""
-    closed = [s.close(v.detach().double()) for s, v in zip(surfaces, vertices)]
+    surface (or inside it); ``closed``: the hands' closed vertices when already at hand."""
+    if closed is None:
+        closed = [s.close(v.detach().double()) for s, v in zip(surfaces, vertices)]
     out = []
     for k in range(2):
         other = 1 - k
@@ -320,8 +323,8 @@ def interaction_errors(surfaces, vertices: list[torch.Tensor], truth_contact) ->
     truth's contact vertices still in contact (within :data:`CONTACT_MM`)."""
     closed = [s.close(v.detach().double()) for s, v in zip(surfaces, vertices)]
     faces = [s.faces for s in surfaces]
-    depths = mutual_depths(closed[0], faces[0], closed[1], faces[1], mutually_inside(surfaces, closed))
-    now = contact_vertices(surfaces, vertices)
+    depths = hand_depths(surfaces, closed)
+    now = contact_vertices(surfaces, vertices, closed=closed)
     wanted = int(sum(int(c.sum()) for c in truth_contact))
     kept = sum(int((c & n).sum()) for c, n in zip(truth_contact, now))
     return {

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 
 from handlib.geometry.cameras import Camera
-from handlib.geometry.penetration import mutual_depths
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import losses, metrics
 from handlib.methods.loop import optimise
@@ -48,7 +47,7 @@ from handlib.methods.schedule import SMVR_SCHEDULE, Stage
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering.backproject import backproject_texture, surface_scene
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
-from handlib.rendering.inside import mutually_inside
+from handlib.rendering.inside import hand_depths
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
 from handlib.rendering.scene import Layout
 
@@ -305,10 +304,6 @@ def joint_target(hand: HandInput) -> tuple[torch.Tensor, torch.Tensor] | None:
 def penetration_energy(surfaces: Sequence[HandSurface], vertices: Sequence[torch.Tensor]) -> tuple[torch.Tensor, float]:
     """E3 of two hands (their model vertices (V_k, 3) mm): the mean squared penetration depth (mm^2)
     of each closed hand's vertices into the other, and the deepest penetration (mm). Which vertices
-    are inside comes from ray crossings (:func:`handlib.rendering.inside.inside_closed`)."""
-    closed = [s.close(v) for s, v in zip(surfaces, vertices)]
-    within = mutually_inside(surfaces, closed)
-    if not (within[0].any() or within[1].any()):
-        return closed[0].new_zeros(()), 0.0
-    depths = mutual_depths(closed[0], surfaces[0].faces, closed[1], surfaces[1].faces, within)
+    are inside comes from ray crossings (:func:`handlib.rendering.inside.hand_depths`)."""
+    depths = hand_depths(surfaces, [s.close(v) for s, v in zip(surfaces, vertices)])
     return (depths**2).mean(), float(depths.detach().max())

@@ -13,6 +13,7 @@ import mitsuba as mi
 import numpy as np
 import torch
 
+from handlib.geometry.penetration import mutual_depths
 from handlib.geometry.surface import HandSurface
 from handlib.rendering.backproject import surface_scene
 
@@ -56,3 +57,13 @@ def mutually_inside(surfaces, closed: list[torch.Tensor]) -> tuple[torch.Tensor,
     inside the second, and which of the second inside the first (see
     :func:`handlib.geometry.penetration.mutual_depths`)."""
     return inside_closed(surfaces[1], closed[1], closed[0]), inside_closed(surfaces[0], closed[0], closed[1])
+
+
+def hand_depths(surfaces, closed: list[torch.Tensor]) -> torch.Tensor:
+    """(V'_0 + V'_1,) how deep each vertex of two closed hands (their surfaces and closed vertices)
+    lies inside the other hand (mm, 0 outside; differentiable): which vertices are inside comes
+    from :func:`mutually_inside`, the depths from :func:`handlib.geometry.penetration.mutual_depths`."""
+    within = mutually_inside(surfaces, closed)
+    if not (within[0].any() or within[1].any()):
+        return closed[0].new_zeros(len(closed[0]) + len(closed[1]))
+    return mutual_depths(closed[0], surfaces[0].faces, closed[1], surfaces[1].faces, within)
