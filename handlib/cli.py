@@ -77,8 +77,6 @@ def _refine(args: argparse.Namespace) -> int:
         if not numbers:
             return fail(f"--frames {args.frames!r} selects none of the sequence's frames {in_sequence}.")
     options = _options(args)
-    if args.hand == "both" and args.method != "smvr":
-        return fail("--hand both refines the two hands of a frame together with SMVR; DMVR takes one hand at a time.")
     unit = Unit(args.capture, args.seq, args.hand, tuple(numbers))
     try:
         result = refine_unit(reader, unit, options, progress=not args.quiet)
@@ -230,7 +228,8 @@ def _refine_parser(commands) -> None:
         "--hand",
         default="right",
         choices=["right", "left", "both"],
-        help="both: the two hands of the frame refined together (SMVR); a missing or refused hand is left out",
+        help="both: the two hands refined together (SMVR: the frame; DMVR: the video, one light); a hand missing "
+        "or refused in a frame is left out",
     )
     refine.add_argument("--out", required=True, help="output directory")
     refine.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -250,8 +249,8 @@ def _refine_dataset_parser(commands) -> None:
     batch.add_argument(
         "--separate",
         action="store_true",
-        help="with --hand both: refine each hand alone, the other as background (default: SMVR refines the two "
-        "hands of a frame together where both are annotated)",
+        help="with --hand both: refine each hand alone, the other as background (default: the two hands "
+        "together where both are annotated: a frame with SMVR, a video with DMVR)",
     )
     batch.add_argument("--chunk", type=int, default=0, help="DMVR: at most this many frames per task (0: sequence)")
     batch.add_argument(

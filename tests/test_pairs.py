@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,7 @@ from handlib.data.interacting import (
     Interaction,
     PairSettings,
     draw_pair,
+    draw_pair_video,
     interaction,
     interaction_errors,
     placed,
@@ -28,8 +30,10 @@ from handlib.data.synth import read_truths
 from handlib.geometry.penetration import inside, interpenetration, surface_distance
 from handlib.geometry.surface import HandSurface
 from handlib.methods import metrics
-from handlib.methods.schedule import SMVR_SCHEDULE, scaled
-from handlib.methods.smvr import HandInput, SMVRSettings, penetration_energy, refine_hands
+from handlib.methods.dmvr import DMVRSettings, VideoHand, refine_videos
+from handlib.methods.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, Stage, scaled
+from handlib.methods.smvr import HandInput, SMVRSettings, refine_hands
+from handlib.methods.together import penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.pipeline.dataset import Cluster, Selection, plan, run_dataset, selection_config, upgraded
 from handlib.pipeline.refine import Options, Unit
@@ -133,6 +137,73 @@ def test_joint_refinement_brings_both_hands_closer_without_passing_through():
     assert {"eps_v_0", "eps_v_1", "penetration_mm", "E3"} <= set(results[0].history[0])
 
 
+def test_pair_videos_come_into_contact_without_passing_through(models):
+    """The left hand comes into the interaction over the video: apart at the start, touching at the
+    end, the truths apart in every frame (winding numbers), one rig, each frame's estimate its own."""
+    video = draw_pair_video("palm_on_palm", 13, 3, PairSettings(cameras=2, shrink=8, spp=2, texture_size=64))
+    assert len(video) == 3 and all(f.cameras is video[0].cameras for f in video)
+    surfaces = video[0].surfaces
+    gaps = []
+    for frame in video:
+        closed = [s.close(h.truth.vertices.double()) for s, h in zip(surfaces, frame.hands)]
+        assert not inside(closed[0], closed[1], surfaces[1].faces).any()
+        assert not inside(closed[1], closed[0], surfaces[0].faces).any()
+        gaps.append(float(surface_distance(closed[1], closed[0], surfaces[0].faces).min()))
+    assert gaps[-1] < CLEARANCE_MM + 0.5 and gaps[0] > 5.0, gaps  # 15 mm along the approach at the start
+    assert int(video[-1].contact[0].sum()) > 0 and int(video[0].contact[0].sum()) == 0
+    first, last = (f.hands[0].initial.transl - f.hands[0].truth_params.transl for f in (video[0], video[-1]))
+    assert not torch.allclose(first, last)  # independent noise per frame
+    with pytest.raises(ValueError, match="at least one frame"):
+        draw_pair_video("clasp", 0, 0)
+
+
+def test_joint_video_refinement_shares_the_light_and_reports_each_hand():
+    video = draw_pair_video("touch", 17, 2, PairSettings(cameras=2, shrink=8, spp=2, texture_size=64))
+    hands = [VideoHand(video[0].hands[k].model, [f.hands[k].initial for f in video]) for k in range(2)]
+    hands = [dataclasses.replace(h, truth=[f.hands[k].truth for f in video]) for k, h in enumerate(hands)]
+    settings = DMVRSettings(
+        schedule=(Stage(("environment", "texture"), 2, levels=2), Stage(("pose", "articulation", "shape"), 2)),
+        texture_size=64,
+        lod_levels=3,
+    )
+    images = [f.images for f in video]
+    results = refine_videos(hands, video[0].cameras, images, [0, 1], settings)
+    assert len(results) == 2 and all(len(r.params) == 2 for r in results)
+    assert torch.equal(results[0].light, results[1].light) and results[0].history is results[1].history
+    assert not torch.equal(results[0].light, results[0].light.new_zeros(results[0].light.shape))
+    assert results[0].texture.shape == (64, 64, 3) and results[0].seen.shape == (64, 64)
+    record = results[0].history[-1]
+    assert {"eps_v_0", "eps_v_1", "penetration_mm", "E3"} <= set(record)
+    assert record["eps_v"] == pytest.approx((record["eps_v_0"] + record["eps_v_1"]) / 2)
+    with pytest.raises(ValueError, match="one or two hands"):
+        refine_videos(hands * 2, video[0].cameras, images, [0, 1], settings)
+    with pytest.raises(ValueError, match="per frame"):
+        refine_videos(hands, video[0].cameras, images[:1], [0], settings)
+
+
+@pytest.mark.slow
+def test_joint_video_refinement_brings_both_hands_closer_without_passing_through():
+    """Held out (no weight or setting was chosen on this interaction or seed): a 2-frame video,
+    4 cameras, half of DMVR's schedule; each hand's mean eps_v over the frames must fall by a
+    fifth and the deepest penetration end within 1 mm."""
+    video = draw_pair_video("palm_on_back", 9, 2, PairSettings(cameras=4, texture_size=256))
+    hands = [
+        VideoHand(video[0].hands[k].model, [f.hands[k].initial for f in video], [f.hands[k].truth for f in video])
+        for k in range(2)
+    ]
+    settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.5), texture_size=256, lod_levels=6)
+    results = refine_videos(hands, video[0].cameras, [f.images for f in video], [0, 1], settings)
+    for k, result in enumerate(results):
+        before = np.mean([f.hands[k].initial_error_mm for f in video])
+        after = np.mean(
+            [metrics.errors_against(f.hands[k].model(p), f.hands[k].truth)[0] for f, p in zip(video, result.params)]
+        )
+        assert after < 0.8 * before, (k, before, after)
+    for t, frame in enumerate(video):
+        refined = [h.model(r.params[t]).vertices[0].detach() for h, r in zip(frame.hands, results)]
+        assert interaction_errors(frame.surfaces, refined, frame.contact)["penetration_mm"] < 1.0
+
+
 @pytest.fixture(scope="module")
 def pair_capture(tmp_path_factory):
     """Two interacting frames in InterHand2.6M's layout (captures 0 and 1); in capture 1 the left
@@ -198,6 +269,49 @@ def test_refine_dataset_both_writes_both_hands_and_refines_alone_beside_a_refuse
     assert {(r["capture"], r["hand"]) for r in rows} == {(0, "right"), (0, "left"), (1, "right")}
     html = write_report(out).read_text()
     assert "synthetic_clasp" in html and "synthetic_palm_on_back" in html
+
+
+@pytest.mark.slow
+def test_refine_dataset_both_with_dmvr_refines_a_video_of_both_hands_under_one_light(tmp_path):
+    settings = PairSettings(cameras=3, shrink=8, spp=2, texture_size=64)
+    data, out = write_pairs(tmp_path / "data", [draw_pair_video("clasp", 33, 2, settings)]), tmp_path / "out"
+    units = plan(InterHandReader(data, "test"), Selection(hand="both"), "dmvr")
+    assert units == [Unit(0, "synthetic_clasp", "both", (0, 1))]  # one video of both hands
+    separate = plan(InterHandReader(data, "test"), Selection(hand="both", joint=False), "dmvr")
+    assert [u.hand for u in separate] == ["right", "left"]
+    report = run_dataset(
+        data,
+        "test",
+        out,
+        Selection(hand="both"),
+        Options(method="dmvr", schedule_scale=0.05, spp=1),
+        Cluster(workers=1, threads=2),
+        log=lambda line: None,
+    )
+    assert report.done == 1 and not report.failed
+    source = json.loads(annotation_path(data, "test", "MANO_NeuralAnnot").read_text())
+    merged = json.loads(annotation_path(out, "test", "MANO_NeuralAnnot").read_text())
+    for frame in ("0", "1"):
+        for side in ("right", "left"):
+            assert merged["0"][frame][side] is not None and merged["0"][frame][side] != source["0"][frame][side]
+    folder = out / "refinement" / "Capture0" / "synthetic_clasp" / "both" / "0-1"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["hands"] == ["right", "left"] and metrics["method"] == "dmvr (both hands together)"
+    assert "penetration_mm" in metrics["history"][0] and len(metrics["frames_metrics"]) == 2
+    texture = cv2.imread(str(folder / "textures.png"))
+    assert texture.shape[1] == 2 * texture.shape[0]  # the two albedos side by side
+    assert len(json.loads((folder / "environment.json").read_text())["sh_coefficients"]) == 4  # one light
+    rows = frame_rows(read_run(out))
+    assert {(r["frame"], r["hand"]) for r in rows} == {(0, "right"), (0, "left"), (1, "right"), (1, "left")}
+    # handlib refine --hand both --method dmvr: the same joint video, one command
+    from handlib.cli import main
+
+    single = tmp_path / "single"
+    argv = ["refine", "--data", str(data), "--capture", "0", "--seq", "synthetic_clasp", "--method", "dmvr"]
+    assert main([*argv, "--hand", "both", "--schedule-scale", "0.03", "--out", str(single), "--quiet"]) == 0
+    written = json.loads((single / "MANO_NeuralAnnot.json").read_text())["0"]
+    assert {f: sorted(hands) for f, hands in written.items()} == {"0": ["left", "right"], "1": ["left", "right"]}
+    assert (single / "textures.png").is_file() and (single / "visibility.png").is_file()
 
 
 def test_runs_from_before_joint_refinement_resume_as_they_were():

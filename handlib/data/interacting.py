@@ -6,7 +6,9 @@ palmar: out of the palm; :func:`handlib.model.anatomy.palm_frame`): the left pal
 point of each hand that meets the other (``anchors``) and the direction the left hand comes from.
 The left hand is placed with its anchor on the right's and then backed off along that direction to
 the first position where neither hand has a vertex inside the other (bisection on ray-crossing
-inside tests, then :data:`CLEARANCE_MM` more), so the hands touch. A frame varies the pair's
+inside tests, then :data:`CLEARANCE_MM` more), so the hands touch. A gripping interaction
+(``grip``: one hand holding the other's finger) then closes the left hand toward the grip's gesture
+until its fingers first touch the right hand. A frame varies the pair's
 orientation, the left hand's tilt (up to :data:`TILT_DEG`) and its anchor (up to
 :data:`SLIDE_MM` along the right palm) with the seed; each hand has its own shape and skin.
 
@@ -21,6 +23,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -49,12 +52,18 @@ CONTACT_MM = 2.0
 VOLUME_SAMPLES = 100_000
 #: Per-frame variation: the left hand's tilt about a random axis and its anchor's slide (uniform bounds).
 TILT_DEG, SLIDE_MM = 10.0, 8.0
+#: A video (:func:`draw_pair_video`): how far the left hand comes from (mm) and how far the pair turns (deg).
+APPROACH_MM, TURN_DEG = 15.0, 12.0
+#: A gripping hand stops this share of the way short of the closure where it touches the other hand.
+GRIP_MARGIN = 0.003
 
 #: Anchors: the point of a hand that meets the other, from its 21 joints (InterHand2.6M order).
 ANCHORS = {
     "palm": (20, 7, 11, 15, 19),  # wrist and the four finger bases
     "knuckles": (7, 11, 15, 19),  # the finger bases (a fist's front)
     "index_tip": (4,),
+    "index_distal": (4, 5),  # the index finger's last phalanx (tip and last joint)
+    "middle_ring_bases": (11, 15),  # the middle and ring fingers' bases
 }
 
 
@@ -70,9 +79,12 @@ class Interaction:
     left_axes: tuple[tuple[float, float, float], ...]
     approach: tuple[float, float, float]
     anchors: tuple[str, str] = ("palm", "palm")
+    grip: str | None = None  # a gesture the placed left hand closes toward until it touches the right
 
     def __post_init__(self) -> None:
         gesture(self.right), gesture(self.left)
+        if self.grip is not None:
+            gesture(self.grip)
         axes = np.asarray(self.left_axes, dtype=np.float64)
         if axes.shape != (3, 3) or not np.allclose(axes @ axes.T, np.eye(3), atol=1e-6):
             raise ValueError("left_axes must be three orthonormal rows (distal, radial, palmar).")
@@ -85,6 +97,22 @@ class Interaction:
 def _unit(*v: float) -> tuple[float, float, float]:
     a = np.asarray(v, dtype=np.float64)
     return tuple(float(x) for x in a / np.linalg.norm(a))
+
+
+#: The direction of the right index finger's last phalanx in the "point" gesture, in the right
+#: palm's frame (measured on the open hand model at mean shape: it rises 23 degrees off the palm).
+POINTING = (0.915, 0.087, -0.393)
+
+
+def _holding(direction, anchors: tuple[str, str], right: str, left: str, grip: str) -> Interaction:
+    """The left hand gripping a part of the right that runs along ``direction`` (right palm's frame):
+    the left palm parallel to it, its thumb toward where it points, coming from the palmar side."""
+    radial = np.asarray(_unit(*direction))
+    up = np.array([0.0, 0.0, 1.0]) - radial[2] * radial  # the right palm's normal, made perpendicular
+    palmar = -up / np.linalg.norm(up)
+    distal = np.cross(palmar, radial)  # rows distal, radial, palmar: a reflection (determinant -1)
+    axes = tuple(tuple(float(x) for x in row) for row in (distal, radial, palmar))
+    return Interaction(right, left, axes, tuple(float(x) for x in -palmar), anchors, grip)
 
 
 INTERACTIONS: dict[str, Interaction] = {
@@ -102,6 +130,10 @@ INTERACTIONS: dict[str, Interaction] = {
     "fist_in_palm": Interaction(
         "fist", "relaxed", ((0, -1, 0), (0, 0, -1), (-1, 0, 0)), _unit(1, 0, 0.2), ("knuckles", "palm")
     ),
+    # The left hand holding the right index finger: the finger's end laid across the left palm at
+    # its middle and ring finger bases (entering on the little finger's side, its tip toward the left
+    # thumb, which stays clear of the right's curled fingers), then the left fingers closed around it.
+    "hold_finger": _holding(POINTING, ("index_distal", "palm"), "point", "open", "fist"),
 }
 
 
@@ -195,6 +227,17 @@ def pose_pair(
 ) -> tuple[HandParams, HandParams]:
     """The right and left hands' parameters for ``spec``: touching, apart (see the module's text),
     the pair's centroid at the synthetic rig's centre. ``betas`` (2, 10): each hand's shape."""
+    right, left_at, touching, closure = _arrange(models, spec, betas, rng)
+    return _centred(models, (right, left_at(touching, closure)))
+
+
+def _arrange(
+    models: tuple[HandModel, HandModel], spec: Interaction, betas: np.ndarray, rng: np.random.Generator
+) -> tuple[HandParams, Callable[[float, float], HandParams], float, float]:
+    """The right hand; the left hand as a function of how far (mm) it is backed off along the
+    approach from its anchor on the right's and how far (0..1) it has closed toward ``spec.grip``;
+    the distance at which the open left hand touches the right (apart by :data:`CLEARANCE_MM`) and
+    the closure at which the gripping hand touches it (0 without a grip)."""
     right_model, left_model = models
     right = _gesture_params(right_model, spec.right, betas[0], Rotation.random(random_state=rng).as_rotvec())
     left = _gesture_params(left_model, spec.left, betas[1], np.zeros(3))
@@ -211,12 +254,19 @@ def pose_pair(
     surfaces = [HandSurface.of(right_model), HandSurface.of(left_model)]
     closed_r = surfaces[0].close(out_r.vertices[0].double())
 
-    def left_at(distance: float) -> HandParams:
-        return placed(left_model, left, rotation, start + distance * away)
+    grip = (
+        left.hand_pose if spec.grip is None else _gesture_params(left_model, spec.grip, betas[1], np.zeros(3)).hand_pose
+    )
 
-    def apart(distance: float) -> bool:
+    def left_at(distance: float, closure: float = 0.0) -> HandParams:
+        closing = HandParams(
+            left.global_orient, left.hand_pose + closure * (grip - left.hand_pose), left.betas, left.transl
+        )
+        return placed(left_model, closing, rotation, start + distance * away)
+
+    def apart(distance: float, closure: float = 0.0) -> bool:
         with torch.no_grad():
-            closed_l = surfaces[1].close(left_model(left_at(distance)).vertices[0].double())
+            closed_l = surfaces[1].close(left_model(left_at(distance, closure)).vertices[0].double())
         return hands_apart(surfaces, [closed_r, closed_l])
 
     low, high = 0.0, 200.0
@@ -229,11 +279,31 @@ def pose_pair(
     for _ in range(24):  # to 0.02 mm
         middle = (low + high) / 2
         low, high = (low, middle) if apart(middle) else (middle, high)
-    left = left_at(high + CLEARANCE_MM)
+    touching = high + CLEARANCE_MM
+    if spec.grip is None:
+        return right, left_at, touching, 0.0
+    # The left hand closes around the right until its fingers first touch it (steps of 1/20 of the
+    # way, then bisection): a closed hand can have swept through the other on its way.
+    steps = np.linspace(0.0, 1.0, 21)
+    opened = next((float(a) for a, b in zip(steps, steps[1:]) if not apart(touching, float(b))), None)
+    if opened is None:
+        return right, left_at, touching, 1.0
+    shut = opened + 0.05
+    for _ in range(8):  # to 0.0002 of the way
+        middle = (opened + shut) / 2
+        opened, shut = (middle, shut) if apart(touching, middle) else (opened, middle)
+    return right, left_at, touching, max(opened - GRIP_MARGIN, 0.0)
+
+
+def _centred(
+    models: tuple[HandModel, HandModel], pair: tuple[HandParams, HandParams], turn: np.ndarray = np.eye(3)
+) -> tuple[HandParams, HandParams]:
+    """The pair moved rigidly so that its vertices' centroid is the rig's centre, then turned by
+    ``turn`` (3, 3) about that centre."""
     with torch.no_grad():
-        centre = torch.cat([out_r.vertices[0], left_model(left).vertices[0]]).double().mean(0).numpy()
-    shift = HAND_CENTRE_MM - centre
-    return placed(right_model, right, np.eye(3), shift), placed(left_model, left, np.eye(3), shift)
+        centre = torch.cat([m(p).vertices[0] for m, p in zip(models, pair)]).double().mean(0).numpy()
+    offset = HAND_CENTRE_MM - turn @ centre
+    return placed(models[0], pair[0], turn, offset), placed(models[1], pair[1], turn, offset)
 
 
 def _random_unit(rng: np.random.Generator) -> np.ndarray:
@@ -268,13 +338,8 @@ def contact_vertices(
     return out
 
 
-def draw_pair(name: str, seed: int, settings: PairSettings = PairSettings()) -> PairFrame:
-    """One synthetic frame of the interaction ``name`` (see :data:`INTERACTIONS`), all from ``seed``."""
-    spec = interaction(name)
-    rng = np.random.default_rng([seed, 3])
-    rng_real = np.random.default_rng([seed, 4])
-    models = (HandModel("right"), HandModel("left"))
-    # One person: the same shape and skin tone for both hands, each hand its own skin detail.
+def _person(models: tuple[HandModel, HandModel], settings: PairSettings, rng: np.random.Generator) -> list[Subject]:
+    """One person: the same shape and skin tone for both hands, each hand its own skin detail."""
     right_subject = make_subject(models[0], settings.texture_size, rng)
     left_texture = model_skin_texture(
         models[1],
@@ -283,38 +348,99 @@ def draw_pair(name: str, seed: int, settings: PairSettings = PairSettings()) -> 
         int(rng.integers(2**31)),
         settings.texture_size,
     )
-    subjects = [right_subject, Subject(right_subject.betas, right_subject.tone, left_texture)]
-    truths = pose_pair(models, spec, np.stack([s.betas for s in subjects]), rng)
+    return [right_subject, Subject(right_subject.betas, right_subject.tone, left_texture)]
+
+
+def _frames(
+    name: str,
+    seed: int,
+    settings: PairSettings,
+    models: tuple[HandModel, HandModel],
+    subjects: list[Subject],
+    truths: list[tuple[HandParams, HandParams]],
+    rng: np.random.Generator,
+) -> list[PairFrame]:
+    """Frames of the pair at ``truths`` (one (right, left) per frame), seen by one rig under one
+    light; each frame's estimates and joints noisy on their own."""
+    rng_real = np.random.default_rng([seed, 4])
     cameras = rig_cameras(settings.cameras, settings.shrink, seed)
     surfaces = [HandSurface.of(model) for model in models]
     renderer = Renderer(
         cameras, HandSurface.together(surfaces), RenderSettings(mode="radiance", spp=settings.spp, seed=seed)
     )
     light = studio_light(0.0, rng)
-    with torch.no_grad():
-        vertices = [model(params).vertices[0] for model, params in zip(models, truths)]
-        rendered = renderer.render(
-            torch.cat(vertices),
-            side_by_side([s.texture for s in subjects]),
-            light,
-            backgrounds=[(0.03, 0.03, 0.035)] * len(cameras),
-        )
-    images = []
-    for image in rendered.images:
-        linear = np.ascontiguousarray(image.numpy(), dtype=np.float32)
-        linear = defocus(linear, settings.realism.defocus_px / settings.shrink)
-        linear = sensor_noise(linear, settings.realism.read_noise, settings.realism.shot_noise, rng_real)
-        images.append(to_srgb8(linear))
     joint_noise = settings.noise_mm if settings.joint_noise_mm is None else settings.joint_noise_mm
-    hands = []
-    for model, params, subject in zip(models, truths, subjects):
-        truth = as_truth(model, params)
-        initial, reached = perturb(model, params, settings.noise_mm, rng)
-        sigma = joint_noise / (2.0 * math.sqrt(2.0 / math.pi))  # mean norm of a 3D Gaussian: 2 sigma sqrt(2/pi)
-        joints = truth.joints21 + torch.as_tensor(rng.normal(scale=sigma, size=(21, 3)), dtype=torch.float32)
-        hands.append(PairHand(model.side, model, params, truth, initial, joints, subject.texture, reached))
-    contact = contact_vertices(surfaces, vertices)
-    return PairFrame(name, seed, cameras, images, (hands[0], hands[1]), (contact[0], contact[1]))
+    sigma = joint_noise / (2.0 * math.sqrt(2.0 / math.pi))  # mean norm of a 3D Gaussian: 2 sigma sqrt(2/pi)
+    frames = []
+    for pair in truths:
+        with torch.no_grad():
+            vertices = [model(params).vertices[0] for model, params in zip(models, pair)]
+            rendered = renderer.render(
+                torch.cat(vertices),
+                side_by_side([s.texture for s in subjects]),
+                light,
+                backgrounds=[(0.03, 0.03, 0.035)] * len(cameras),
+            )
+        if not hands_apart(surfaces, [s.close(v.double()) for s, v in zip(surfaces, vertices)]):
+            raise RuntimeError(f"The truths of {name} (seed {seed}) pass through each other in a frame.")
+        images = []
+        for image in rendered.images:
+            linear = np.ascontiguousarray(image.numpy(), dtype=np.float32)
+            linear = defocus(linear, settings.realism.defocus_px / settings.shrink)
+            linear = sensor_noise(linear, settings.realism.read_noise, settings.realism.shot_noise, rng_real)
+            images.append(to_srgb8(linear))
+        hands = []
+        for model, params, subject in zip(models, pair, subjects):
+            truth = as_truth(model, params)
+            initial, reached = perturb(model, params, settings.noise_mm, rng)
+            joints = truth.joints21 + torch.as_tensor(rng.normal(scale=sigma, size=(21, 3)), dtype=torch.float32)
+            hands.append(PairHand(model.side, model, params, truth, initial, joints, subject.texture, reached))
+        contact = contact_vertices(surfaces, vertices)
+        frames.append(PairFrame(name, seed, cameras, images, (hands[0], hands[1]), (contact[0], contact[1])))
+    return frames
+
+
+def draw_pair(name: str, seed: int, settings: PairSettings = PairSettings()) -> PairFrame:
+    """One synthetic frame of the interaction ``name`` (see :data:`INTERACTIONS`), all from ``seed``."""
+    spec = interaction(name)
+    rng = np.random.default_rng([seed, 3])
+    models = (HandModel("right"), HandModel("left"))
+    subjects = _person(models, settings, rng)
+    truths = pose_pair(models, spec, np.stack([s.betas for s in subjects]), rng)
+    return _frames(name, seed, settings, models, subjects, [truths], rng)[0]
+
+
+def draw_pair_video(
+    name: str,
+    seed: int,
+    frames: int = 3,
+    settings: PairSettings = PairSettings(),
+    approach_mm: float = APPROACH_MM,
+    turn_deg: float = TURN_DEG,
+) -> list[PairFrame]:
+    """A synthetic video of the interaction ``name``: the left hand comes ``approach_mm`` along its
+    approach into the touching pose of the last frame (a gripping interaction: closes its grip from
+    open) while the pair turns by ``turn_deg`` about a random axis through the rig's centre; one
+    rig, light and person throughout, every frame's estimates noisy on their own, every frame's
+    truths apart (checked)."""
+    if frames < 1 or approach_mm < 0:
+        raise ValueError(f"Need at least one frame and approach_mm >= 0, got {frames} and {approach_mm}.")
+    spec = interaction(name)
+    rng = np.random.default_rng([seed, 3])
+    models = (HandModel("right"), HandModel("left"))
+    subjects = _person(models, settings, rng)
+    right, left_at, touching, closure = _arrange(models, spec, np.stack([s.betas for s in subjects]), rng)
+    axis = _random_unit(rng)
+    truths = []
+    for t in range(frames):
+        left_to_go = (frames - 1 - t) / max(frames - 1, 1)  # 1 in the first frame, 0 in the last
+        turn = Rotation.from_rotvec(axis * math.radians(turn_deg * (1 - left_to_go))).as_matrix()
+        if spec.grip is None:
+            left = left_at(touching + approach_mm * left_to_go)
+        else:  # a grip closes in place (backing off would pull the closed fingers through the other hand)
+            left = left_at(touching, closure * (1 - left_to_go))
+        truths.append(_centred(models, (right, left), turn))
+    return _frames(name, seed, settings, models, subjects, truths, rng)
 
 
 def interaction_errors(surfaces, vertices: list[torch.Tensor], truth_contact) -> dict[str, float]:
@@ -344,40 +470,54 @@ def interaction_errors(surfaces, vertices: list[torch.Tensor], truth_contact) ->
     }
 
 
-def write_pairs(out: str | Path, frames: list[PairFrame], split: str = "test") -> Path:
+def write_pairs(out: str | Path, frames: list[PairFrame | list[PairFrame]], split: str = "test") -> Path:
     """Write interacting frames as a capture in InterHand2.6M's layout, both hands annotated (their
-    noisy estimates and joints), one capture per frame (its cameras are its own) with the sequence
+    noisy estimates and joints), one capture per frame or per video (a list of frames of one rig,
+    as :func:`draw_pair_video` draws it, numbered 0, 1, ...) with the sequence
     ``synthetic_<interaction>``, and the truth beside it in ``ground_truth/`` as
     :func:`handlib.data.synth.synthesize` writes it (readable by :func:`~handlib.data.synth.read_truths`)."""
     out = Path(out)
     writer = InterHandWriter(out, split)
     truth_mano, truth_joints, truth_vertices = {}, {}, {}
     scene = {"interactions": {}, "floor_vertex_error_mm": {}, "initial_vertex_error_mm": {}, "contact_vertices": {}}
-    for capture, frame in enumerate(frames):
-        joints, true_joints = np.zeros((NUM_JOINTS, 3)), np.zeros((NUM_JOINTS, 3))
-        for offset, hand in zip((0, 21), frame.hands):
-            joints[offset : offset + 21] = hand.joints.double().numpy()
-            true_joints[offset : offset + 21] = hand.truth.joints21.double().numpy()
-            truth_vertices[f"{capture}_0_{hand.side}"] = hand.truth.vertices.numpy().astype(np.float32)
-        images = {camera.name: image for camera, image in zip(frame.cameras, frame.images)}
-        initial = {hand.side: mano_entry(hand.initial) for hand in frame.hands}
-        writer.add_frame(
-            capture, f"synthetic_{frame.interaction}", 0, frame.cameras, images, initial, joints, None, "interacting"
-        )
-        truth_mano[capture] = {0: {hand.side: mano_entry(hand.truth_params) for hand in frame.hands}}
-        truth_joints[str(capture)] = {
-            "0": {
+    for capture, video in enumerate(frames):
+        video = video if isinstance(video, list) else [video]
+        key = str(capture)
+        scene["interactions"][key] = {"interaction": video[0].interaction, "seed": video[0].seed}
+        truth_mano[capture], truth_joints[key] = {}, {}
+        for name in ("floor_vertex_error_mm", "initial_vertex_error_mm", "contact_vertices"):
+            scene[name][key] = {}
+        for number, frame in enumerate(video):
+            joints, true_joints = np.zeros((NUM_JOINTS, 3)), np.zeros((NUM_JOINTS, 3))
+            for offset, hand in zip((0, 21), frame.hands):
+                joints[offset : offset + 21] = hand.joints.double().numpy()
+                true_joints[offset : offset + 21] = hand.truth.joints21.double().numpy()
+                truth_vertices[f"{capture}_{number}_{hand.side}"] = hand.truth.vertices.numpy().astype(np.float32)
+            images = {camera.name: image for camera, image in zip(frame.cameras, frame.images)}
+            initial = {hand.side: mano_entry(hand.initial) for hand in frame.hands}
+            writer.add_frame(
+                capture,
+                f"synthetic_{frame.interaction}",
+                number,
+                frame.cameras,
+                images,
+                initial,
+                joints,
+                None,
+                "interacting",
+            )
+            truth_mano[capture][number] = {hand.side: mano_entry(hand.truth_params) for hand in frame.hands}
+            truth_joints[key][str(number)] = {
                 "world_coord": true_joints.tolist(),
                 "joint_valid": np.ones((NUM_JOINTS, 1)).tolist(),
                 "hand_type": "interacting",
                 "hand_type_valid": 1,
             }
-        }
-        key = str(capture)
-        scene["interactions"][key] = {"interaction": frame.interaction, "seed": frame.seed}
-        scene["floor_vertex_error_mm"][key] = {"0": 0.0}
-        scene["initial_vertex_error_mm"][key] = {"0": {h.side: h.initial_error_mm for h in frame.hands}}
-        scene["contact_vertices"][key] = {h.side: int(c.sum()) for h, c in zip(frame.hands, frame.contact)}
+            scene["floor_vertex_error_mm"][key][str(number)] = 0.0
+            scene["initial_vertex_error_mm"][key][str(number)] = {h.side: h.initial_error_mm for h in frame.hands}
+            scene["contact_vertices"][key][str(number)] = {
+                h.side: int(c.sum()) for h, c in zip(frame.hands, frame.contact)
+            }
     writer.close()
     folder = out / "ground_truth"
     folder.mkdir(parents=True, exist_ok=True)

@@ -83,34 +83,31 @@ def _dmvr(folder: Path, profile: str) -> str | None:
 
 
 def _two_hands(folder: Path, profile: str) -> str | None:
-    table = load_table("two_hands", profile, folder)
-    if table is None:
-        return None
-    rows = []
-    for method in ("initial", "separate", "joint"):
-        part = table[table.method == method]
-        if len(part):
-            rows.append(
-                [
-                    method,
-                    len(part),
-                    f"{part.eps_v_right.mean():.2f}",
-                    f"{part.eps_v_left.mean():.2f}",
-                    f"{part.penetration_mm.max():.2f}",
-                    f"{part.contact_kept.mean():.2f}",
-                ]
-            )
-    header = [
-        "two interacting hands",
-        "cases",
-        "eps_v right (mean, mm)",
-        "left",
-        "deepest penetration (mm)",
-        "contact kept",
-    ]
-    return f"`results/{profile}/two_hands.csv` (idealised benchmark; truths touch, penetration 0):\n\n" + _table(
-        rows, header
-    )
+    parts = []
+    for name, what, unit in (("two_hands", "frames (SMVR)", "cases"), ("two_hands_video", "videos (DMVR)", "videos")):
+        table = load_table(name, profile, folder)
+        if table is None:
+            continue
+        rows = []
+        for method in ("initial", "separate", "joint"):
+            part = table[table.method == method]
+            if len(part):
+                rows.append(
+                    [
+                        method,
+                        len(part),
+                        f"{part.eps_v_right.mean():.2f}",
+                        f"{part.eps_v_left.mean():.2f}",
+                        f"{part.penetration_mm.max():.2f}",
+                        f"{part.contact_kept.mean():.2f}",
+                    ]
+                )
+        header = [f"two interacting hands, {what}", unit, "eps_v right (mean, mm)", "left", "deepest penetration (mm)"]
+        parts.append(
+            f"`results/{profile}/{name}.csv` (idealised benchmark; truths touch, penetration 0):\n\n"
+            + _table(rows, [*header, "contact kept"])
+        )
+    return "\n\n".join(parts) or None
 
 
 def _claims(folder: Path, profile: str) -> str | None:

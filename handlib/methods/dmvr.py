@@ -25,6 +25,11 @@ C renders are in memory at a time, whatever T is.
 Each feature (edges, temporal prior, lighting, colour transforms) can be switched off for
 the ablation; without lighting the light stays uniform white. The light is grey by default
 (``light_gauge``): see the book's Differences page.
+
+Two hands (:func:`refine_videos`, beyond the paper): both hands of a video are rendered in one
+scene in every frame under one light, each with its own shape, per-frame correctives, albedo
+(back-projected with the other hand in the way of the rays) and temporal prior, and each frame's
+energy gains ``penetration_weight * E3`` (:func:`handlib.methods.together.penetration_energy`).
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ import numpy as np
 import torch
 
 from handlib.geometry.cameras import Camera
-from handlib.geometry.surface import HandSurface
+from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import lod, metrics
 from handlib.methods.loop import optimise
 from handlib.methods.observations import background_colours, observed_images
 from handlib.methods.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage
 from handlib.methods.temporal import temporal_prior
+from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering import lighting
 from handlib.rendering.backproject import backproject_texture
@@ -95,6 +101,12 @@ class DMVRSettings:
     layout: Layout = "shared"  # the renderer's scenes: see handlib.rendering.scene
     seed: int = 0
     divergence_factor: float = 10.0
+    # Two hands (refine_videos): weight of the interpenetration term E3 (mean squared penetration
+    # depth in mm^2 over both hands' vertices) in each frame's energy. DMVR's data term is an image
+    # norm, not SMVR's per-pixel mean, so the weight is its own. Chosen on the development seed of the
+    # synthetic interaction videos (benchmarks/two_hands.py --video 3 --cameras 3 --sweep): the smallest
+    # of 0, 1, 10, 100 that kept the deepest penetration within 1 mm (clasp: 3.9 / 2.7 / 0.0 / 0.0 mm).
+    penetration_weight: float = 10.0
 
     def __post_init__(self) -> None:
         lod.level_sizes(self.texture_size, self.lod_levels)  # ValueError when they do not fit
@@ -128,6 +140,16 @@ def edge_map(image: np.ndarray) -> np.ndarray:
     return cv2.dilate(edges, np.ones((size, size), np.uint8)) > 0
 
 
+@dataclass(frozen=True)
+class VideoHand:
+    """One hand of a video as :func:`refine_videos` takes it: its model (right or left), its
+    estimate per frame (batch 1 each) and optionally its truth per frame (adds errors to the history)."""
+
+    model: HandModel
+    initial: Sequence[HandParams]
+    truth: Sequence[HandParams | metrics.Truth] | None = None
+
+
 def refine_sequence(
     model: HandModel,
     cameras: Sequence[Camera],
@@ -139,19 +161,43 @@ def refine_sequence(
     progress: bool = False,
     watch: Callable[[dict, list[HandParams]], bool | None] | None = None,
 ) -> DMVRResult:
-    """Refine a video: ``images[t][c]`` (uint8 or float (H, W, 3)) of frame t in camera c,
-    ``initial[t]`` its MANO estimate (batch 1), ``times[t]`` its frame number. ``truth`` adds
+    """Refine a video of one hand: ``images[t][c]`` (uint8 or float (H, W, 3)) of frame t in camera
+    c, ``initial[t]`` its MANO estimate (batch 1), ``times[t]`` its frame number. ``truth`` adds
     eps_v / eps_j (mean over frames) to the history."""
+    looked_at = None if watch is None else (lambda record, params: watch(record, params[0]))
+    hand = VideoHand(model, initial, truth)
+    return refine_videos([hand], cameras, images, times, settings, progress, looked_at)[0]
+
+
+def refine_videos(
+    hands: Sequence[VideoHand],
+    cameras: Sequence[Camera],
+    images: Sequence[Sequence[np.ndarray]],
+    times: Sequence[int],
+    settings: DMVRSettings = DMVRSettings(),
+    progress: bool = False,
+    watch: Callable[[dict, list[list[HandParams]]], bool | None] | None = None,
+) -> list[DMVRResult]:
+    """Refine one or two hands of a video together (``images[t][c]``: frame t in camera c): one
+    light and one colour transform per camera shared, each hand its own shape, per-frame pose,
+    albedo and temporal prior; with two hands both are in one scene and the interpenetration term
+    ``penetration_weight * E3`` joins each frame's energy. One result per hand, in order (they
+    share the history, light and transforms). Per-hand errors are in the history as ``eps_v_<k>``,
+    ``eps_j_<k>`` (means over frames); ``eps_v`` / ``eps_j`` are their means; with two hands
+    ``penetration_mm`` is the deepest penetration over the frames."""
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
-    count = len(initial)
-    if count == 0 or len(images) != count or len(times) != count:
+    count = len(images)
+    if not 1 <= len(hands) <= 2:
+        raise ValueError(f"refine_videos takes one or two hands, got {len(hands)}.")
+    if count == 0 or len(times) != count or any(len(hand.initial) != count for hand in hands):
         raise ValueError(
             f"Need one image set, initial estimate and frame number per frame; got {len(images)}, "
-            f"{len(initial)} and {len(times)}."
+            f"{[len(hand.initial) for hand in hands]} and {len(times)}."
         )
     observed = [observed_images(frame_images, cameras, t) for t, frame_images in enumerate(images)]
-    surface = HandSurface.of(model)
+    surfaces = [HandSurface.of(hand.model) for hand in hands]
+    surface = surfaces[0] if len(hands) == 1 else HandSurface.together(surfaces)
     renderer = Renderer(
         cameras,
         surface,
@@ -167,28 +213,51 @@ def refine_sequence(
 
     # Start: the annotations, their mean shape, the observations back-projected (linearised) as
     # albedo under a uniform white light (a diffuse surface under radiance 1 shows its albedo).
-    betas0 = torch.cat([p.betas for p in initial]).mean(0, keepdim=True)
+    betas0 = [torch.cat([p.betas for p in hand.initial]).mean(0, keepdim=True) for hand in hands]
     with torch.no_grad():
-        starts = [model(HandParams(p.global_orient, p.hand_pose, betas0, p.transl)).vertices[0] for p in initial]
-        coverage = renderer.render(starts[0], torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, settings.sh_bands))
+        starts = [  # starts[t][k]: hand k's vertices in frame t
+            [
+                hand.model(HandParams(p.global_orient, p.hand_pose, b, p.transl)).vertices[0]
+                for hand, b, p in zip(hands, betas0, (h.initial[t] for h in hands))
+            ]
+            for t in range(count)
+        ]
+        coverage = renderer.render(
+            torch.cat(starts[0]), torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, settings.sh_bands)
+        )
 
     # Per texel, the mean over the frames that saw it; texels no frame saw are filled from the
     # nearest seen ones on the surface (first frame's pose), at the start and again at the end.
+    # With two hands, each hand's albedo is back-projected with the other in the way of the rays.
     encoded_backgrounds = background_colours(observed[0], coverage.alphas)
     backgrounds = [srgb_decode(c) for c in encoded_backgrounds]
-    baked = [
-        backproject_texture(surface, v, cameras, [o.numpy() for o in row], settings.texture_size, encoded_backgrounds)
-        for v, row in zip(starts, observed)
-    ]
-    seen = np.stack([b.seen for b in baked])
-    summed = sum(b.texture.double() * torch.as_tensor(s[..., None]) for b, s in zip(baked, seen))
-    visibility = replace(baked[0], seen=seen.any(0))
-    start_texture = visibility.fill(summed / torch.as_tensor(np.maximum(seen.sum(0), 1)[..., None]))
+    visibilities, levels = [], []
+    for k, hand_surface in enumerate(surfaces):
+        baked = [
+            backproject_texture(
+                hand_surface,
+                frame[k],
+                cameras,
+                [o.numpy() for o in row],
+                settings.texture_size,
+                encoded_backgrounds,
+                occluders(surface, frame),
+            )
+            for frame, row in zip(starts, observed)
+        ]
+        seen = np.stack([b.seen for b in baked])
+        summed = sum(b.texture.double() * torch.as_tensor(s[..., None]) for b, s in zip(baked, seen))
+        visibility = replace(baked[0], seen=seen.any(0))
+        start_texture = visibility.fill(summed / torch.as_tensor(np.maximum(seen.sum(0), 1)[..., None]))
+        visibilities.append(visibility)
+        levels.append(
+            [
+                level.clone().requires_grad_(True)
+                for level in lod.decompose(srgb_decode(start_texture), settings.lod_levels)
+            ]
+        )
 
-    # The unknowns: texture levels, light, colour transforms, per-frame pose corrections, one shape.
-    levels = [
-        level.clone().requires_grad_(True) for level in lod.decompose(srgb_decode(start_texture), settings.lod_levels)
-    ]
+    # The unknowns: the light, colour transforms; per hand texture levels, per-frame pose corrections, one shape.
     white = lighting.uniform(1.0, settings.sh_bands)
     if settings.light_gauge == "grey":  # the variables: one value per SH coefficient beyond band 0
         light_variables = torch.zeros(len(white) - 1, requires_grad=settings.lighting)
@@ -202,13 +271,19 @@ def refine_sequence(
         return white + torch.cat([variables.new_zeros(1), variables])[:, None].expand(-1, 3)
 
     transforms = identity_colour_transforms(len(cameras), settings.colour_transforms)
-    rotation = torch.zeros(count, 3, requires_grad=True)
-    translation = torch.zeros(count, 3, requires_grad=True)
-    articulation = torch.zeros(count, 45, requires_grad=True)
-    betas = betas0.clone().requires_grad_(True)
-    base_orient = torch.cat([p.global_orient for p in initial])
-    base_pose = torch.cat([p.hand_pose for p in initial])
-    base_transl = torch.cat([p.transl for p in initial])
+    motion = [  # per hand: rotation, translation, articulation correctives per frame; its shape
+        (
+            torch.zeros(count, 3, requires_grad=True),
+            torch.zeros(count, 3, requires_grad=True),
+            torch.zeros(count, 45, requires_grad=True),
+            b.clone().requires_grad_(True),
+        )
+        for b in betas0
+    ]
+    bases = [
+        tuple(torch.cat([getattr(p, name) for p in hand.initial]) for name in ("global_orient", "hand_pose", "transl"))
+        for hand in hands
+    ]
     # The prior's time axis is the sample index: InterHand2.6M's frame numbers are irregular and
     # carry no timing; the filter's range kernel keeps real (large) discontinuities.
     samples = torch.arange(count, dtype=torch.float64)
@@ -216,10 +291,10 @@ def refine_sequence(
     groups = {
         "environment": [(light_variables, settings.lr_environment)] if settings.lighting else [],
         # per level, so that all levels together move a texel by at most lr_texture per step
-        "texture": [(level, settings.lr_texture / len(levels)) for level in levels],
-        "shape": [(betas, settings.lr_shape)],
-        "pose": [(rotation, settings.lr_rotation), (translation, settings.lr_translation)],
-        "articulation": [(articulation, settings.lr_articulation)],
+        "texture": [(level, settings.lr_texture / len(hand_levels)) for hand_levels in levels for level in hand_levels],
+        "shape": [(m[3], settings.lr_shape) for m in motion],
+        "pose": [entry for m in motion for entry in ((m[0], settings.lr_rotation), (m[1], settings.lr_translation))],
+        "articulation": [(m[2], settings.lr_articulation) for m in motion],
         "colour": [(transforms, settings.lr_colour)] if settings.colour_transforms else [],
     }
     optimisers = {
@@ -227,28 +302,36 @@ def refine_sequence(
         for name, entries in groups.items()
         if entries
     }
-    truth_out = None if truth is None else [metrics.as_truth(model, t) for t in truth]
+    truths = [None if hand.truth is None else [metrics.as_truth(hand.model, t) for t in hand.truth] for hand in hands]
 
-    def frame_params(t: int, state=(rotation, translation, articulation, betas)) -> HandParams:
-        rotation_, translation_, articulation_, betas_ = state
+    def frame_params(k: int, t: int, state=None) -> HandParams:
+        rotation, translation, articulation, betas = motion[k] if state is None else state
+        orient, pose, transl = bases[k]
         return HandParams(
-            base_orient[t : t + 1] + rotation_[t : t + 1],
-            base_pose[t : t + 1] + articulation_[t : t + 1],
-            betas_,
-            base_transl[t : t + 1] + translation_[t : t + 1],
+            orient[t : t + 1] + rotation[t : t + 1],
+            pose[t : t + 1] + articulation[t : t + 1],
+            betas,
+            transl[t : t + 1] + translation[t : t + 1],
         )
 
+    def atlas(hand_levels: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+        textures = [lod.compose(h) for h in hand_levels]
+        return textures[0] if len(textures) == 1 else side_by_side(textures)
+
     def evaluate(stage: Stage) -> dict:
-        """E = data + edge over frames and cameras, plus the temporal prior; gradients accumulated
-        frame by frame (one frame's graph at a time), the texture's through its levels at the end."""
-        texture = lod.compose(levels)
+        """E = data + edge (+ E3) over frames and cameras, plus the temporal prior; gradients
+        accumulated frame by frame (one frame's graph at a time), the textures' through their levels
+        at the end."""
+        texture = atlas(levels)
         texture_leaf = texture.detach().clamp(0.0, 1.0).requires_grad_(True)
-        record = {"data": 0.0, "edge": 0.0}
-        errors, camera_errors, eps_v, eps_j = [], [], [], []
+        record = {"data": 0.0, "edge": 0.0, "E3": 0.0}
+        errors, camera_errors, deepest = [], [], 0.0
+        hand_errors = [[] for _ in hands]
         for t in range(count):
-            output = model(frame_params(t))
+            outputs = [hand.model(frame_params(k, t)) for k, hand in enumerate(hands)]
+            vertices = [output.vertices[0] for output in outputs]
             rendered = renderer.render(
-                output.vertices[0], texture_leaf, light_of(light_variables), backgrounds=backgrounds
+                torch.cat(vertices), texture_leaf, light_of(light_variables), backgrounds=backgrounds
             )
             data = edge = torch.zeros(())
             shown = []
@@ -261,24 +344,31 @@ def refine_sequence(
                     edge = edge + torch.linalg.vector_norm(difference * torch.as_tensor(disagree)[..., None])
                 shown.append(encoded.detach())
             frame_loss = settings.data_weight * (data + settings.edge_weight * edge)
+            if len(hands) == 2:
+                e3, depth = penetration_energy(surfaces, vertices)
+                frame_loss = frame_loss + settings.penetration_weight * e3
+                record["E3"] += float(e3.detach())
+                deepest = max(deepest, depth)
             frame_loss.backward()
             record["data"] += float(data.detach())
             record["edge"] += float(edge.detach())
             errors.append(metrics.backprojection_error(observed[t], shown, rendered.alphas))
             camera_errors.append(metrics.backprojection_errors(observed[t], shown, rendered.alphas))
-            if truth_out is not None:
-                with torch.no_grad():
-                    frame_v, frame_j = metrics.errors_against(output, truth_out[t])
-                eps_v.append(frame_v)
-                eps_j.append(frame_j)
+            for k, (output, truth) in enumerate(zip(outputs, truths)):
+                if truth is not None:
+                    with torch.no_grad():
+                        hand_errors[k].append(metrics.errors_against(output, truth[t]))
         prior = torch.zeros(())
         if settings.temporal and count > 1:
-            prior = temporal_prior((base_pose + articulation).double(), samples).float()
+            for k in range(len(hands)):
+                prior = prior + temporal_prior((bases[k][1] + motion[k][2]).double(), samples).float()
             (settings.prior_weight * prior).backward()
         texture.backward(texture_leaf.grad)
-        value = settings.data_weight * (
-            record["data"] + settings.edge_weight * record["edge"]
-        ) + settings.prior_weight * float(prior.detach())
+        value = (
+            settings.data_weight * (record["data"] + settings.edge_weight * record["edge"])
+            + settings.prior_weight * float(prior.detach())
+            + (settings.penetration_weight * record["E3"] if len(hands) == 2 else 0.0)
+        )
         record.update(
             {
                 "E": value,
@@ -288,22 +378,35 @@ def refine_sequence(
                 "backprojection_cameras": camera_errors,
             }
         )
-        if eps_v:
-            record.update({"eps_v": float(np.mean(eps_v)), "eps_j": float(np.mean(eps_j))})
+        if len(hands) == 2:
+            record["penetration_mm"] = deepest
+        else:
+            del record["E3"]
+        if all(hand_errors):
+            per_hand = [np.mean(e, axis=0) for e in hand_errors]  # (eps_v, eps_j) per hand
+            record["eps_v"], record["eps_j"] = (float(x) for x in np.mean(per_hand, axis=0))
+            if len(hands) > 1:
+                for k, (eps_v, eps_j) in enumerate(per_hand):
+                    record[f"eps_v_{k}"], record[f"eps_j_{k}"] = float(eps_v), float(eps_j)
         return record
 
     def snapshot():
-        state = (rotation, translation, articulation, betas, light_variables, transforms, *levels)
-        return [v.detach().clone() for v in state]
+        return (
+            [tuple(v.detach().clone() for v in m) for m in motion],
+            [[level.detach().clone() for level in hand_levels] for hand_levels in levels],
+            light_variables.detach().clone(),
+            transforms.detach().clone(),
+        )
 
     def freeze_levels(stage: Stage) -> None:
         """Levels finer than the stage's keep their values (and still add to the texture)."""
-        trainable = len(levels) if stage.levels is None else min(stage.levels, len(levels))
-        for level in levels[trainable:]:
-            level.grad = None
+        for hand_levels in levels:
+            trainable = len(hand_levels) if stage.levels is None else min(stage.levels, len(hand_levels))
+            for level in hand_levels[trainable:]:
+                level.grad = None
 
     def looked_at(record: dict) -> bool | None:
-        return watch(record, [frame_params(t).detached() for t in range(count)])
+        return watch(record, [[frame_params(k, t).detached() for t in range(count)] for k in range(len(hands))])
 
     outcome = optimise(
         settings,
@@ -315,16 +418,19 @@ def refine_sequence(
         progress=progress,
         watch=looked_at if watch else None,
     )
-    rotation_, translation_, articulation_, betas_, light_, transforms_, *levels_ = outcome.best_state
-    refined = [frame_params(t, (rotation_, translation_, articulation_, betas_)) for t in range(count)]
-    return DMVRResult(
-        refined,
-        visibility.fill(lod.compose(levels_).clamp(0.0, 1.0)),
-        light_of(light_),
-        transforms_,
-        outcome.history,
-        outcome.diverged,
-        outcome.best_iteration,
-        time.perf_counter() - start,
-        visibility.seen,
-    )
+    best_motion, best_levels, best_light, best_transforms = outcome.best_state
+    seconds = time.perf_counter() - start
+    return [
+        DMVRResult(
+            [frame_params(k, t, best_motion[k]) for t in range(count)],
+            visibility.fill(lod.compose(hand_levels).clamp(0.0, 1.0)),
+            light_of(best_light),
+            best_transforms,
+            outcome.history,
+            outcome.diverged,
+            outcome.best_iteration,
+            seconds,
+            visibility.seen,
+        )
+        for k, (visibility, hand_levels) in enumerate(zip(visibilities, best_levels))
+    ]

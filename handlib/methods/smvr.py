@@ -44,10 +44,10 @@ from handlib.methods import losses, metrics
 from handlib.methods.loop import optimise
 from handlib.methods.observations import background_colours, observed_images
 from handlib.methods.schedule import SMVR_SCHEDULE, Stage
+from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
-from handlib.rendering.backproject import backproject_texture, surface_scene
+from handlib.rendering.backproject import backproject_texture
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
-from handlib.rendering.inside import hand_depths
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
 from handlib.rendering.scene import Layout
 
@@ -175,10 +175,7 @@ def refine_hands(
 
     def bake(vertices: list[torch.Tensor], backgrounds) -> list[torch.Tensor]:
         """Each hand's colour map back-projected, the other hand in the way of the rays."""
-        scene = None
-        if len(hands) > 1:
-            joined = torch.cat(vertices).detach().double()
-            scene = surface_scene(surface, surface.close(joined))
+        scene = occluders(surface, vertices)
         return [
             backproject_texture(s, v, cameras, observed_arrays, settings.texture_size, backgrounds, scene).texture
             for s, v in zip(surfaces, vertices)
@@ -299,11 +296,3 @@ def joint_target(hand: HandInput) -> tuple[torch.Tensor, torch.Tensor] | None:
     target = torch.as_tensor(hand.target_joints, dtype=torch.float32).reshape(21, 3)
     valid = torch.ones(21, dtype=torch.bool) if hand.joint_valid is None else torch.as_tensor(hand.joint_valid).bool()
     return target, valid
-
-
-def penetration_energy(surfaces: Sequence[HandSurface], vertices: Sequence[torch.Tensor]) -> tuple[torch.Tensor, float]:
-    """E3 of two hands (their model vertices (V_k, 3) mm): the mean squared penetration depth (mm^2)
-    of each closed hand's vertices into the other, and the deepest penetration (mm). Which vertices
-    are inside comes from ray crossings (:func:`handlib.rendering.inside.hand_depths`)."""
-    depths = hand_depths(surfaces, [s.close(v) for s, v in zip(surfaces, vertices)])
-    return (depths**2).mean(), float(depths.detach().max())

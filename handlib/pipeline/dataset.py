@@ -45,8 +45,8 @@ LEDGER = "ledger.sqlite"
 class Selection:
     """Which part of the split to refine: captures (None: all), a sequence-name pattern
     (shell-style), hands ('right', 'left' or 'both'), frames (``refine --frames`` syntax, empty:
-    all), and for DMVR at most ``chunk`` frames per task (0: whole sequences). With ``hand='both'``
-    and SMVR, ``joint`` refines the two hands of a frame together where both are annotated."""
+    all), and for DMVR at most ``chunk`` frames per task (0: whole sequences). With ``hand='both'``,
+    ``joint`` refines the two hands together (SMVR: a frame; DMVR: a video) where both are annotated."""
 
     captures: tuple[int, ...] | None = None
     seq_pattern: str = "*"
@@ -66,8 +66,9 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
     """The tasks of a run, in a fixed order. A hand's tasks hold the frames where it is annotated
     (the others keep their input unchanged); a hand annotated in none of a sequence's frames gets
     one task over all of them, which fails with that reason. With ``hand='both'`` a sequence gets
-    tasks for each hand annotated somewhere in it (the right hand when none is); with SMVR and
-    ``selection.joint``, a frame where both hands are annotated is one task for both together."""
+    tasks for each hand annotated somewhere in it (the right hand when none is); with
+    ``selection.joint``, the frames where both hands are annotated are tasks for both together
+    (SMVR: one frame each; DMVR: videos of those frames), the others tasks of their hand."""
     sequences: dict[tuple[int, str], list[int]] = {}
     for capture, seq, frame in reader.keys():
         if (selection.captures is None or capture in selection.captures) and fnmatch.fnmatchcase(
@@ -94,18 +95,22 @@ def plan(reader: InterHandReader, selection: Selection, method: str) -> list[Uni
         else:
             hands = [selection.hand]
         together = set()
-        if selection.hand == "both" and selection.joint and method == "smvr":
+        if selection.hand == "both" and selection.joint:
             together = set(annotated["right"]) & set(annotated["left"])
-            units += [Unit(capture, seq, "both", (f,)) for f in sorted(together)]
+            units += [Unit(capture, seq, "both", tuple(g)) for g in _groups(sorted(together), method, selection.chunk)]
         for hand in hands:
             frames = [f for f in annotated[hand] if f not in together] or ([] if together else numbers)
-            if method == "smvr":
-                groups = [[f] for f in frames]
-            else:
-                size = selection.chunk or len(frames)
-                groups = [frames[i : i + size] for i in range(0, len(frames), size)]
-            units += [Unit(capture, seq, hand, tuple(group)) for group in groups]
+            units += [Unit(capture, seq, hand, tuple(g)) for g in _groups(frames, method, selection.chunk)]
     return units
+
+
+def _groups(frames: list[int], method: str, chunk: int) -> list[list[int]]:
+    """A sequence's frames as tasks: one frame each (SMVR), or videos of at most ``chunk`` frames
+    (DMVR; 0: all of them)."""
+    if method == "smvr":
+        return [[f] for f in frames]
+    size = chunk or max(len(frames), 1)
+    return [frames[i : i + size] for i in range(0, len(frames), size)]
 
 
 class Ledger:

@@ -132,7 +132,8 @@ def load_frames(
     else:
         present = [f for f in frames if f.mano.get(unit.hand) is not None]
     if not present:
-        raise InputError(f"no {unit.hand} hand annotated in any of frames {list(unit.frames)}.")
+        which = "hand" if unit.hand == "both" else f"{unit.hand} hand"
+        raise InputError(f"no {which} annotated in any of frames {list(unit.frames)}.")
     if len(present) < len(frames) and unit.hand != "both":
         absent = [f.frame for f in frames if f.mano.get(unit.hand) is None]
         raise InputError(f"the {unit.hand} hand is not annotated in frame(s) {absent}; refine the others apart.")
@@ -231,30 +232,7 @@ def refine_unit(
         environment = result.light.tolist()
         seen = result.seen
     first, best = result.history[0], best_entry(result.history, result.best_iteration)
-    if options.method == "smvr":  # one frame: its error, and one error per camera
-        before, after = [first["backprojection"]], [best["backprojection"]]
-        cameras_before, cameras_after = [first["backprojection_cameras"]], [best["backprojection_cameras"]]
-    else:  # per frame, and per frame and camera
-        before, after = first["backprojection_frames"], best["backprojection_frames"]
-        cameras_before, cameras_after = first["backprojection_cameras"], best["backprojection_cameras"]
-    entries, per_frame = {}, []
-    for frame, start, params, b, a, cb, ca in zip(
-        frames, initial, refined, before, after, cameras_before, cameras_after
-    ):
-        flag = guard(b, a, result.diverged, _finite(params))
-        entries[frame.frame] = mano_entry(start if flag else params)
-        per_frame.append(
-            {
-                "frame": frame.frame,
-                "backprojection_before": float(b),
-                "backprojection_after": float(a),
-                "diverged": bool(result.diverged),
-                "kept_input": bool(flag),
-                "flag": flag,
-                # per camera, as the methods measured them (the published annotation is the input where flagged)
-                "cameras": {name: [float(x), float(y)] for name, x, y in zip(names, cb, ca)},
-            }
-        )
+    entries, per_frame = guarded(frames, initial, refined, first, best, result.diverged, names)
     summary = {
         "capture": unit.capture,
         "seq": unit.seq,
@@ -279,29 +257,74 @@ def annotated_joints(frame: Frame, side: str) -> tuple[torch.Tensor | None, torc
     return torch.tensor(frame.joints[offset : offset + 21]), torch.tensor(frame.joint_valid[offset : offset + 21])
 
 
+def guarded(frames: list[Frame], initial: list, refined: list, first: dict, best: dict, diverged: bool, names):
+    """Per frame, the annotation to publish and its record: ``initial[t]`` / ``refined[t]`` are a
+    hand's HandParams or {side: HandParams} of the hands refined together; a frame whose refinement
+    :func:`guard` flags keeps its input (every hand of it). ``first`` / ``best``: the history's
+    records (SMVR: one frame's error; DMVR: per frame)."""
+    if "backprojection_frames" in first:
+        before, after = first["backprojection_frames"], best["backprojection_frames"]
+        cameras_before, cameras_after = first["backprojection_cameras"], best["backprojection_cameras"]
+    else:  # one frame: its error, and one error per camera
+        before, after = [first["backprojection"]], [best["backprojection"]]
+        cameras_before, cameras_after = [first["backprojection_cameras"]], [best["backprojection_cameras"]]
+    entries, per_frame = {}, []
+    for frame, start, params, b, a, cb, ca in zip(
+        frames, initial, refined, before, after, cameras_before, cameras_after
+    ):
+        hands = params.values() if isinstance(params, dict) else [params]
+        flag = guard(b, a, diverged, all(_finite(p) for p in hands))
+        chosen = start if flag else params
+        entries[frame.frame] = (
+            {side: mano_entry(p) for side, p in chosen.items()} if isinstance(chosen, dict) else mano_entry(chosen)
+        )
+        per_frame.append(
+            {
+                "frame": frame.frame,
+                "backprojection_before": float(b),
+                "backprojection_after": float(a),
+                "diverged": bool(diverged),
+                "kept_input": bool(flag),
+                "flag": flag,
+                # per camera, as the methods measured them (the published annotation is the input where flagged)
+                "cameras": {name: [float(x), float(y)] for name, x, y in zip(names, cb, ca)},
+            }
+        )
+    return entries, per_frame
+
+
 def refine_both(
     reader: InterHandReader, unit: Unit, options: Options, progress: bool = False, truth: list | None = None
 ) -> UnitResult:
-    """Both hands of one frame refined together by SMVR (:func:`handlib.methods.smvr.refine_hands`).
-    A hand that is not annotated, or whose annotation was refused (``summary['refused']`` says
+    """Both hands of one frame (SMVR, :func:`handlib.methods.smvr.refine_hands`) or of a video
+    (DMVR, :func:`handlib.methods.dmvr.refine_videos`: one light) refined together. A hand that is
+    not annotated in every frame, or whose annotation was refused (``summary['refused']`` says
     why), is left out and the other refined alone; ``summary['notes']`` says so. ``entries`` map
-    the frame to {side: entry} for the hands refined; ``truth``: per frame, {side: Truth}."""
-    from handlib.methods.smvr import HandInput, SMVRSettings, refine_hands
+    each frame to {side: entry} for the hands refined; ``truth``: per frame, {side: Truth}."""
     from handlib.model.hand import HandModel
+    from handlib.rendering.colour import to_srgb8
 
-    if options.method != "smvr" or len(unit.frames) != 1:
-        raise ValueError("Two hands are refined together by SMVR, one frame per unit; DMVR refines each hand apart.")
+    if options.method == "smvr" and len(unit.frames) != 1:
+        raise ValueError("SMVR refines two hands together one frame per unit.")
     frames, names = load_frames(reader, unit, options.cameras)
-    frame = frames[0]
-    sides = [side for side in SIDES if frame.mano.get(side) is not None]
-    refused = dict(frame.invalid)
-    notes = [
-        f"the {side} hand's annotation was refused ({refused[side]})"
-        if side in refused
-        else f"the {side} hand is not annotated in frame {frame.frame}"
-        for side in SIDES
-        if side not in sides
-    ]
+    refused = {}
+    for frame in frames:
+        for side, reason in frame.invalid.items():
+            refused.setdefault(side, reason if len(frames) == 1 else f"frame {frame.frame}: {reason}")
+    sides = [s for s in SIDES if s not in refused and all(f.mano.get(s) is not None for f in frames)]
+    notes = []
+    for side in SIDES:
+        if side in refused:
+            notes.append(f"the {side} hand's annotation was refused ({refused[side]})")
+        elif side not in sides:
+            absent = [f.frame for f in frames if f.mano.get(side) is None]
+            notes.append(
+                f"the {side} hand is not annotated in frame{'s' * (len(absent) > 1)} {', '.join(map(str, absent))}"
+            )
+    if not sides:
+        raise InputError(
+            f"neither hand is annotated and valid in every frame of {list(unit.frames)}: {'; '.join(notes)}."
+        )
     if len(sides) == 1:
         notes.append(f"refined the {sides[0]} hand alone")
         alone = refine_unit(reader, Unit(unit.capture, unit.seq, sides[0], unit.frames), options, progress)
@@ -309,41 +332,39 @@ def refine_both(
         alone.unit = unit
         alone.summary.update(hand="both", hands=sides, notes=notes, refused=refused)
         return alone
-    images = read_images(frames, names)[0]
-    cameras = [frame.cameras[c] for c in names]
-    hands = []
-    for side in sides:
-        joints, valid = annotated_joints(frame, side)
-        hand_truth = truth[0][side] if truth else None
-        model = HandModel(side, model_path=options.mano)
-        hands.append(HandInput(model, frame.hand_params(side), joints, valid, hand_truth))
-    settings = SMVRSettings(loss=options.loss, schedule=options.schedule, spp=options.spp)
-    results = refine_hands(hands, cameras, images, settings, progress)
+    images = read_images(frames, names)
+    cameras = [frames[0].cameras[c] for c in names]
+    models = [HandModel(side, model_path=options.mano) for side in sides]
+    initial = [{side: f.hand_params(side) for side in sides} for f in frames]
+    environment = seen = None
+    if options.method == "smvr":
+        from handlib.methods.smvr import HandInput, SMVRSettings, refine_hands
+
+        hands = [
+            HandInput(model, initial[0][side], *annotated_joints(frames[0], side), truth[0][side] if truth else None)
+            for side, model in zip(sides, models)
+        ]
+        settings = SMVRSettings(loss=options.loss, schedule=options.schedule, spp=options.spp)
+        results = refine_hands(hands, cameras, images[0], settings, progress)
+        refined = [{side: r.params for side, r in zip(sides, results)}]
+        texture = np.concatenate([(r.texture.numpy() * 255.0 + 0.5).astype(np.uint8) for r in results], axis=1)
+        texture_name = "colour_maps.png"
+    else:
+        from handlib.methods.dmvr import DMVRSettings, VideoHand, refine_videos
+
+        hands = [
+            VideoHand(model, [start[side] for start in initial], [t[side] for t in truth] if truth else None)
+            for side, model in zip(sides, models)
+        ]
+        settings = DMVRSettings(schedule=options.schedule, spp=options.spp)
+        results = refine_videos(hands, cameras, images, [f.frame for f in frames], settings, progress)
+        refined = [{side: r.params[t] for side, r in zip(sides, results)} for t in range(len(frames))]
+        texture, texture_name = to_srgb8(np.concatenate([r.texture.numpy() for r in results], axis=1)), "textures.png"
+        environment = results[0].light.tolist()
+        seen = np.concatenate([r.seen for r in results], axis=1)
     history, best_iteration = results[0].history, results[0].best_iteration
     first, best = history[0], best_entry(history, best_iteration)
-    before, after = first["backprojection"], best["backprojection"]
-    flag = guard(before, after, results[0].diverged, all(_finite(r.params) for r in results))
-    entries = {
-        frame.frame: {
-            side: mano_entry(hand.initial if flag else result.params)
-            for side, hand, result in zip(sides, hands, results)
-        }
-    }
-    per_frame = [
-        {
-            "frame": frame.frame,
-            "backprojection_before": float(before),
-            "backprojection_after": float(after),
-            "diverged": bool(results[0].diverged),
-            "kept_input": bool(flag),
-            "flag": flag,
-            "cameras": {
-                name: [float(x), float(y)]
-                for name, x, y in zip(names, first["backprojection_cameras"], best["backprojection_cameras"])
-            },
-        }
-    ]
-    texture = np.concatenate([(r.texture.numpy() * 255.0 + 0.5).astype(np.uint8) for r in results], axis=1)
+    entries, per_frame = guarded(frames, initial, refined, first, best, results[0].diverged, names)
     summary = {
         "capture": unit.capture,
         "seq": unit.seq,
@@ -351,7 +372,7 @@ def refine_both(
         "hands": sides,
         "frames": list(unit.frames),
         "cameras": names,
-        "method": "smvr (both hands together)",
+        "method": f"{options.method} (both hands together)",
         "diverged": results[0].diverged,
         "best_iteration": best_iteration,
         "seconds": results[0].seconds,
@@ -360,7 +381,7 @@ def refine_both(
         "notes": notes,
         "refused": refused,
     }
-    return UnitResult(unit, entries, per_frame, texture, "colour_maps.png", None, summary, history)
+    return UnitResult(unit, entries, per_frame, texture, texture_name, environment, summary, history, seen)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:

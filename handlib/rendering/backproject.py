@@ -43,6 +43,11 @@ BACKGROUND_MARGIN_PX = 2
 #: in position and normal together, the normal scaled by FILL_NORMAL_MM: a surface facing the other
 #: way (another finger touching this one) is 2 x FILL_NORMAL_MM farther than its distance.
 FILL_NEIGHBOURS, FILL_NORMAL_MM = 8, 10.0
+#: The fill reads at most FILL_SOURCES seen texels (an even stride over them) and finds neighbours
+#: to within FILL_EPS of the exact distance: a texel far from every seen one (the back of a hand two
+#: cameras saw) otherwise visits most of a dense tree. 1024^2 atlas, 3 cameras of 41x64: 107 s for
+#: one fill of 154k texels from 229k exact; 2.3 s this way.
+FILL_SOURCES, FILL_EPS = 20_000, 0.5
 
 
 @dataclass
@@ -89,12 +94,14 @@ def fill_from_neighbours(
 ) -> np.ndarray:
     """Colours (M, 3) for ``targets`` (M, 3) with unit ``target_normals``: the inverse-distance
     mean of the seen ``points`` (N, 3; unit ``normals``) nearest in position and normal (see
-    :data:`FILL_NORMAL_MM`)."""
+    :data:`FILL_NORMAL_MM`; approximately, see :data:`FILL_SOURCES`)."""
     from scipy.spatial import cKDTree
 
+    stride = -(-len(points) // FILL_SOURCES)  # ceiling division: at most FILL_SOURCES sources
+    colours, points, normals = colours[::stride], points[::stride], normals[::stride]
     k = min(FILL_NEIGHBOURS, len(points))
     tree = cKDTree(np.concatenate([points, normal_scale * normals], 1))
-    distance, index = tree.query(np.concatenate([targets, normal_scale * target_normals], 1), k=k)
+    distance, index = tree.query(np.concatenate([targets, normal_scale * target_normals], 1), k=k, eps=FILL_EPS)
     distance, index = distance.reshape(len(targets), k), index.reshape(len(targets), k)
     weight = 1.0 / (distance + 1e-6)
     return (weight[..., None] * colours[index]).sum(1) / weight.sum(1, keepdims=True)
