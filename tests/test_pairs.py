@@ -235,17 +235,16 @@ def test_written_pairs_read_back_with_both_hands_and_their_truths(pair_capture):
     assert {u.hand for u in separate} == {"right", "left"} and len(separate) == 4
 
 
+def refine_both_hands(data, out, options: Options, cluster: Cluster):
+    """``handlib refine-dataset --hand both`` (joint where both hands are annotated) on ``data``."""
+    return run_dataset(data, "test", out, Selection(hand="both"), options, cluster, log=lambda line: None)
+
+
 @pytest.mark.slow
 def test_refine_dataset_both_writes_both_hands_and_refines_alone_beside_a_refused_one(pair_capture):
     data, out = pair_capture / "data", pair_capture / "out"
-    report = run_dataset(
-        data,
-        "test",
-        out,
-        Selection(hand="both"),
-        Options(method="smvr", schedule_scale=0.1, spp=1),
-        Cluster(workers=2, threads=1),
-        log=lambda line: None,
+    report = refine_both_hands(
+        data, out, Options(method="smvr", schedule_scale=0.1, spp=1), Cluster(workers=2, threads=1)
     )
     assert report.done == 2
     refused = dict(report.failed)
@@ -279,14 +278,8 @@ def test_refine_dataset_both_with_dmvr_refines_a_video_of_both_hands_under_one_l
     assert units == [Unit(0, "synthetic_clasp", "both", (0, 1))]  # one video of both hands
     separate = plan(InterHandReader(data, "test"), Selection(hand="both", joint=False), "dmvr")
     assert [u.hand for u in separate] == ["right", "left"]
-    report = run_dataset(
-        data,
-        "test",
-        out,
-        Selection(hand="both"),
-        Options(method="dmvr", schedule_scale=0.05, spp=1),
-        Cluster(workers=1, threads=2),
-        log=lambda line: None,
+    report = refine_both_hands(
+        data, out, Options(method="dmvr", schedule_scale=0.05, spp=1), Cluster(workers=1, threads=2)
     )
     assert report.done == 1 and not report.failed
     source = json.loads(annotation_path(data, "test", "MANO_NeuralAnnot").read_text())
