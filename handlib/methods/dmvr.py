@@ -232,6 +232,7 @@ def refine_videos(
     encoded_backgrounds = background_colours(observed[0], coverage.alphas)
     backgrounds = [srgb_decode(c) for c in encoded_backgrounds]
     visibilities, levels = [], []
+    scenes = [occluders(surface, frame) for frame in starts]  # per frame, shared by the hands' back-projections
     for k, hand_surface in enumerate(surfaces):
         baked = [
             backproject_texture(
@@ -241,9 +242,9 @@ def refine_videos(
                 [o.numpy() for o in row],
                 settings.texture_size,
                 encoded_backgrounds,
-                occluders(surface, frame),
+                scene,
             )
-            for frame, row in zip(starts, observed)
+            for frame, row, scene in zip(starts, observed, scenes)
         ]
         seen = np.stack([b.seen for b in baked])
         summed = sum(b.texture.double() * torch.as_tensor(s[..., None]) for b, s in zip(baked, seen))
