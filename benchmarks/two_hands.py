@@ -9,7 +9,7 @@ appended to ``benchmarks/two_hands.csv`` (videos: ``two_hands_video.csv``).
 
     python benchmarks/two_hands.py --sweep                 # dev seed 0: weights 0, 1e-3, 1e-2
     python benchmarks/two_hands.py --sweep --cameras 2 --interactions palm_on_palm clasp
-    python benchmarks/two_hands.py --seeds 1               # 5 interactions, seed 1
+    python benchmarks/two_hands.py --seeds 1               # every interaction, seed 1
     python benchmarks/two_hands.py --seeds 1 2 --fraction 0.5
     python benchmarks/two_hands.py --video 3 --cameras 4 --sweep --interactions clasp fist_in_palm
 """

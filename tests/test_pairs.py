@@ -14,10 +14,12 @@ import torch
 
 from handlib.data.interacting import (
     CLEARANCE_MM,
+    FINGERTIPS,
     INTERACTIONS,
     Interaction,
     PairSettings,
     draw_pair,
+    draw_pair_transition,
     draw_pair_video,
     interaction,
     interaction_errors,
@@ -34,6 +36,7 @@ from handlib.methods.dmvr import DMVRSettings, VideoHand, refine_videos
 from handlib.methods.schedule import DMVR_SCHEDULE, SMVR_SCHEDULE, Stage, scaled
 from handlib.methods.smvr import HandInput, SMVRSettings, refine_hands
 from handlib.methods.together import penetration_energy
+from handlib.model.anatomy import palm_frame
 from handlib.model.hand import HandModel, HandParams
 from handlib.pipeline.dataset import Cluster, Selection, plan, run_dataset, selection_config, upgraded
 from handlib.pipeline.refine import Options, Unit
@@ -63,6 +66,56 @@ def test_interaction_truths_touch_and_do_not_interpenetrate(models, name):
     assert float((centre - torch.tensor([0.0, 0.0, 1000.0], dtype=centre.dtype)).norm()) < 1.0
 
 
+def test_interlocked_fingers_pass_between_each_other_deep_into_the_other_hand(models):
+    """The two spread hands meet knuckles level (the same height off the right palm) and the left
+    fingertips reach past the right's by more than a phalanx (measured 81-85 mm: to the webs) while
+    neither hand has a vertex inside the other (the parametrised test above): fingers coming from
+    opposite sides at one level can only get there between each other."""
+    rng = np.random.default_rng(23)
+    right, left = pose_pair(models, interaction("interlock"), rng.normal(scale=0.8, size=(2, 10)), rng)
+    out = [m(p) for m, p in zip(models, (right, left))]
+    tips = [o.joints21[0, list(FINGERTIPS)].double() for o in out]
+    knuckles = [o.joints21[0, [7, 11, 15, 19]].double().mean(0) for o in out]
+    distal, _, palmar = (torch.as_tensor(a) for a in palm_frame(out[0].joints[0].double().numpy(), "right"))
+    assert abs(float((knuckles[1] - knuckles[0]) @ palmar)) < 5.0
+    reach = float((tips[0] @ distal).mean() - (tips[1] @ distal).mean())  # the left comes from the distal side
+    assert reach > 25.0, reach
+    right_closed, left_closed = (HandSurface.of(m).close(o.vertices[0].detach().double()) for m, o in zip(models, out))
+    assert not inside(right_closed, left_closed, HandSurface.of(models[1]).faces).any()
+
+
+def _left_in_right(frame) -> torch.Tensor:
+    """(3, 3): the left palm's axes (rows) in the right palm's frame, from a frame's truths."""
+    axes = [
+        torch.as_tensor(np.stack(palm_frame(h.model(h.truth_params).joints[0].detach().double().numpy(), h.side)))
+        for h in frame.hands
+    ]
+    return axes[1] @ axes[0].T
+
+
+def test_transition_video_goes_from_one_interaction_to_the_other_without_passing_through(models):
+    """The first frame holds palm_on_palm's placement, the last clasp's (left palm's axes within
+    the per-frame tilt of each spec), both touching; in between the hands are lifted apart, and no
+    frame's truths pass through each other (winding numbers)."""
+    settings = PairSettings(cameras=1, shrink=8, spp=1, texture_size=64)
+    video = draw_pair_transition("palm_on_palm", "clasp", 19, 3, settings)
+    assert [f.interaction for f in video] == ["palm_on_palm_to_clasp"] * 3
+    surfaces = video[0].surfaces
+    gaps = []
+    for frame in video:
+        closed = [s.close(h.truth.vertices.double()) for s, h in zip(surfaces, frame.hands)]
+        assert not inside(closed[0], closed[1], surfaces[1].faces).any()
+        assert not inside(closed[1], closed[0], surfaces[0].faces).any()
+        gaps.append(float(surface_distance(closed[1], closed[0], surfaces[0].faces).min()))
+    assert gaps[0] < CLEARANCE_MM + 0.5 and gaps[-1] < CLEARANCE_MM + 0.5 and gaps[1] > 10.0, gaps
+    for frame, name in ((video[0], "palm_on_palm"), (video[-1], "clasp")):
+        wanted = torch.tensor(interaction(name).left_axes, dtype=torch.float64)
+        cosines = (_left_in_right(frame) * wanted).sum(1).clamp(-1, 1)
+        assert float(torch.rad2deg(torch.acos(cosines)).max()) < interaction(name).tilt_deg + 8.0, (name, cosines)
+    with pytest.raises(ValueError, match="at least two frames"):
+        draw_pair_transition("clasp", "touch", 0, 1)
+
+
 def test_interaction_specs_are_checked():
     with pytest.raises(ValueError, match="reflection"):
         Interaction("open", "open", ((1, 0, 0), (0, 1, 0), (0, 0, 1)), (0, 0, 1))
@@ -72,6 +125,8 @@ def test_interaction_specs_are_checked():
         Interaction("wave", "open", ((1, 0, 0), (0, 1, 0), (0, 0, -1)), (0, 0, 1))
     with pytest.raises(ValueError, match="Unknown interaction"):
         interaction("hug")
+    with pytest.raises(ValueError, match="tilt_deg"):
+        Interaction("open", "open", ((1, 0, 0), (0, 1, 0), (0, 0, -1)), (0, 0, 1), tilt_deg=90.0)
 
 
 def test_placed_moves_the_hand_rigidly(models):

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
 from handlib.data.interhand import NUM_JOINTS, InterHandWriter, mano_entry, write_mano_annotations
 from handlib.data.realism import IDEAL, Realism, defocus, sensor_noise
@@ -54,6 +54,8 @@ VOLUME_SAMPLES = 100_000
 TILT_DEG, SLIDE_MM = 10.0, 8.0
 #: A video (:func:`draw_pair_video`): how far the left hand comes from (mm) and how far the pair turns (deg).
 APPROACH_MM, TURN_DEG = 15.0, 12.0
+#: A transition (:func:`draw_pair_transition`) lifts the left hand this far off the right midway (mm).
+LIFT_MM = 30.0
 #: A gripping hand stops this share of the way short of the closure where it touches the other hand.
 GRIP_MARGIN = 0.003
 
@@ -63,8 +65,9 @@ ANCHORS = {
     "knuckles": (7, 11, 15, 19),  # the finger bases (a fist's front)
     "index_tip": (4,),
     "index_distal": (4, 5),  # the index finger's last phalanx (tip and last joint)
-    "middle_ring_bases": (11, 15),  # the middle and ring fingers' bases
 }
+#: The four fingers' tips (index to little), which :attr:`Interaction.interleave` sets between each other.
+FINGERTIPS = (4, 8, 12, 16)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class Interaction:
     approach: tuple[float, float, float]
     anchors: tuple[str, str] = ("palm", "palm")
     grip: str | None = None  # a gesture the placed left hand closes toward until it touches the right
+    interleave: bool = False  # the left fingertips slid between the right's (fingers interlocked)
+    tilt_deg: float = TILT_DEG  # the per-frame tilt's bound
 
     def __post_init__(self) -> None:
         gesture(self.right), gesture(self.left)
@@ -90,6 +95,8 @@ class Interaction:
             raise ValueError("left_axes must be three orthonormal rows (distal, radial, palmar).")
         if np.linalg.det(axes) > 0:
             raise ValueError("left_axes must be a reflection (determinant -1): the left hand is the mirror image.")
+        if not 0.0 <= self.tilt_deg <= 45.0:
+            raise ValueError(f"tilt_deg must be within 0..45 degrees, got {self.tilt_deg}.")
         if any(anchor not in ANCHORS for anchor in self.anchors):
             raise ValueError(f"anchors must be among {sorted(ANCHORS)}, got {self.anchors}.")
 
@@ -134,6 +141,17 @@ INTERACTIONS: dict[str, Interaction] = {
     # its middle and ring finger bases (entering on the little finger's side, its tip toward the left
     # thumb, which stays clear of the right's curled fingers), then the left fingers closed around it.
     "hold_finger": _holding(POINTING, ("index_distal", "palm"), "point", "open", "fist"),
+    # Fingers interlocked: two spread hands, palms facing opposite ways in one plane, fingertips
+    # toward each other, the left fingers pushed between the right ones until they first touch.
+    "interlock": Interaction(
+        "spread",
+        "spread",
+        ((-1, 0, 0), (0, -1, 0), (0, 0, -1)),
+        (1, 0, 0),
+        ("knuckles", "knuckles"),
+        interleave=True,
+        tilt_deg=3.0,
+    ),
 }
 
 
@@ -232,25 +250,36 @@ def pose_pair(
 
 
 def _arrange(
-    models: tuple[HandModel, HandModel], spec: Interaction, betas: np.ndarray, rng: np.random.Generator
+    models: tuple[HandModel, HandModel],
+    spec: Interaction,
+    betas: np.ndarray,
+    rng: np.random.Generator,
+    orient: np.ndarray | None = None,
 ) -> tuple[HandParams, Callable[[float, float], HandParams], float, float]:
-    """The right hand; the left hand as a function of how far (mm) it is backed off along the
-    approach from its anchor on the right's and how far (0..1) it has closed toward ``spec.grip``;
-    the distance at which the open left hand touches the right (apart by :data:`CLEARANCE_MM`) and
-    the closure at which the gripping hand touches it (0 without a grip)."""
+    """The right hand (turned by ``orient``, a rotation vector; default: at random); the left hand
+    as a function of how far (mm) it is backed off along the approach from its anchor on the
+    right's and how far (0..1) it has closed toward ``spec.grip``; the distance at which the open
+    left hand touches the right (apart by :data:`CLEARANCE_MM`) and the closure at which the
+    gripping hand touches it (0 without a grip)."""
     right_model, left_model = models
-    right = _gesture_params(right_model, spec.right, betas[0], Rotation.random(random_state=rng).as_rotvec())
+    if orient is None:
+        orient = Rotation.random(random_state=rng).as_rotvec()
+    right = _gesture_params(right_model, spec.right, betas[0], orient)
     left = _gesture_params(left_model, spec.left, betas[1], np.zeros(3))
     with torch.no_grad():
         out_r, out_l = right_model(right), left_model(left)
     frame_r = _frame(out_r.joints[0].double().numpy(), "right")
     frame_l = _frame(out_l.joints[0].double().numpy(), "left")
-    tilt = Rotation.from_rotvec(_random_unit(rng) * math.radians(rng.uniform(0, TILT_DEG))).as_matrix()
+    tilt = Rotation.from_rotvec(_random_unit(rng) * math.radians(rng.uniform(0, spec.tilt_deg))).as_matrix()
     wanted = (np.asarray(spec.left_axes) @ frame_r) @ tilt.T  # rows: the left palm's axes in the world
     rotation = wanted.T @ frame_l
     away = np.asarray(spec.approach) @ frame_r
     slide = SLIDE_MM * (rng.uniform(-1, 1) * frame_r[0] + rng.uniform(-1, 1) * frame_r[1])
     start = _anchor(out_r.joints21[0], spec.anchors[0]) + slide - rotation @ _anchor(out_l.joints21[0], spec.anchors[1])
+    if spec.interleave:
+        start = start + _interleaving_shift(
+            out_r.joints21[0], out_l.joints21[0].double().numpy() @ rotation.T + start, frame_r[1]
+        )
     surfaces = [HandSurface.of(right_model), HandSurface.of(left_model)]
     closed_r = surfaces[0].close(out_r.vertices[0].double())
 
@@ -272,6 +301,15 @@ def _arrange(
     low, high = 0.0, 200.0
     if not apart(high):
         raise RuntimeError(f"Could not separate the hands of {spec} within {high} mm.")
+    if spec.interleave:  # fingers sliding between fingers can touch, then part: come in from afar
+        with torch.no_grad():  # from where the hands' extents along the approach just part
+            reach = float((out_r.vertices[0].double().numpy() @ away).max())
+            back = float(((left_model(left_at(0.0)).vertices[0].double().numpy()) @ away).min())
+        low = max(reach - back + 1.0, 2.0)
+        while apart(low):
+            low, high = low - 2.0, low
+            if low < 0.0:
+                raise RuntimeError(f"The fingers of {spec} pass each other without touching.")
     while apart(low):  # the anchors met without the hands touching: come closer
         low -= 5.0
         if low < -100.0:
@@ -293,6 +331,17 @@ def _arrange(
         middle = (opened + shut) / 2
         opened, shut = (middle, shut) if apart(touching, middle) else (opened, middle)
     return right, left_at, touching, max(opened - GRIP_MARGIN, 0.0)
+
+
+def _interleaving_shift(right21: torch.Tensor, left21: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """The shift along ``across`` (a unit vector across the fingers) that puts three of the left
+    hand's fingertips midway between the right's four, whichever of the two ways is the shorter
+    (the left index finger outside the right's, or inside). ``left21``: the placed left joints."""
+    right = np.sort(right21[list(FINGERTIPS)].double().numpy() @ across)
+    left = np.sort(np.asarray(left21)[list(FINGERTIPS)] @ across)
+    gaps = (right[:-1] + right[1:]) / 2
+    shift = min((float(np.mean(gaps - left[:3])), float(np.mean(gaps - left[1:]))), key=abs)
+    return shift * across
 
 
 def _centred(
@@ -441,6 +490,79 @@ def draw_pair_video(
             left = left_at(touching, closure * (1 - left_to_go))
         truths.append(_centred(models, (right, left), turn))
     return _frames(name, seed, settings, models, subjects, truths, rng)
+
+
+def draw_pair_transition(
+    first: str,
+    second: str,
+    seed: int,
+    frames: int = 5,
+    settings: PairSettings = PairSettings(),
+    lift_mm: float = LIFT_MM,
+) -> list[PairFrame]:
+    """A synthetic video from the interaction ``first`` to ``second``: the first frame holds the
+    hands as ``first`` places them, the last as ``second`` does (the right hand in the same
+    orientation), and between them both hands' poses and the left hand's placement are
+    interpolated (rotations along the shortest arc) while the left hand is lifted off the right by
+    up to ``lift_mm`` (a half sine over the video) and further where the in-between hands would
+    pass through each other (bisection, then :data:`CLEARANCE_MM`). One rig, light and person;
+    every frame's estimates noisy on their own; the frames are named ``<first>_to_<second>``."""
+    if frames < 2 or lift_mm < 0:
+        raise ValueError(f"A transition needs at least two frames and lift_mm >= 0, got {frames} and {lift_mm}.")
+    specs = interaction(first), interaction(second)
+    rng = np.random.default_rng([seed, 5])
+    models = (HandModel("right"), HandModel("left"))
+    subjects = _person(models, settings, rng)
+    betas = np.stack([s.betas for s in subjects])
+    orient = Rotation.random(random_state=rng).as_rotvec()
+    ends = []
+    for spec in specs:
+        right, left_at, touching, closure = _arrange(models, spec, betas, rng, orient)
+        ends.append((right, left_at(touching, closure)))
+    surfaces = [HandSurface.of(model) for model in models]
+    truths = []
+    for t in np.linspace(0.0, 1.0, frames):
+        right, left = (_between_params(ends[0][k], ends[1][k], float(t)) for k in range(2))
+        with torch.no_grad():
+            out = [model(params).vertices[0].double() for model, params in zip(models, (right, left))]
+        up = (out[1].mean(0) - out[0].mean(0)).numpy()
+        up /= np.linalg.norm(up)
+        closed_r = surfaces[0].close(out[0])
+
+        def lifted(extra: float, left=left, up=up) -> HandParams:
+            return placed(models[1], left, np.eye(3), extra * up)
+
+        def apart(extra: float, lifted=lifted, closed_r=closed_r) -> bool:
+            with torch.no_grad():
+                closed_l = surfaces[1].close(models[1](lifted(extra)).vertices[0].double())
+            return hands_apart(surfaces, [closed_r, closed_l])
+
+        extra = lift_mm * math.sin(math.pi * t) if 0.0 < t < 1.0 else 0.0
+        if not apart(extra):
+            low, high = extra, extra + 10.0
+            while not apart(high):
+                low, high = high, high + 10.0
+                if high > 300.0:
+                    raise RuntimeError(f"Could not part the hands between {first} and {second} (seed {seed}).")
+            for _ in range(20):
+                middle = (low + high) / 2
+                low, high = (low, middle) if apart(middle) else (middle, high)
+            extra = high + CLEARANCE_MM
+        truths.append(_centred(models, (right, lifted(extra))))
+    return _frames(f"{first}_to_{second}", seed, settings, models, subjects, truths, rng)
+
+
+def _between_params(a: HandParams, b: HandParams, t: float) -> HandParams:
+    """``t`` of the way from ``a`` to ``b``: the global rotation along the shortest arc, the joint
+    rotations, shape and translation linearly."""
+    turns = Rotation.from_rotvec(np.stack([a.global_orient[0].double().numpy(), b.global_orient[0].double().numpy()]))
+    orient = Slerp([0.0, 1.0], turns)([t]).as_rotvec()
+    return HandParams(
+        torch.tensor(orient, dtype=a.global_orient.dtype),
+        a.hand_pose + t * (b.hand_pose - a.hand_pose),
+        a.betas + t * (b.betas - a.betas),
+        a.transl + t * (b.transl - a.transl),
+    )
 
 
 def interaction_errors(surfaces, vertices: list[torch.Tensor], truth_contact) -> dict[str, float]:

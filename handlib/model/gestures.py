@@ -39,6 +39,10 @@ def _curled(thumb: float, index: float, middle: float, ring: float, pinky: float
 
 GESTURES: dict[str, Gesture] = {
     "open": Gesture(_curled(-0.3, -0.3, -0.3, -0.3, -0.3), FAN, "none"),
+    # Fingers straight and spread wide, as held to interlock them with another hand's.
+    "spread": Gesture(
+        _curled(0.0, 0.0, 0.0, 0.0, 0.0), {"thumb": 20.0, "index": 16.0, "middle": 2.0, "ring": -12.0, "pinky": -24.0}
+    ),
     "relaxed": Gesture(_curled(0.1, 0.1, 0.15, 0.2, 0.25), {}, "light"),
     "point": Gesture(_curled(0.8, -0.25, 1.0, 1.0, 1.0), {}, "medium"),
     "thumbs_up": Gesture(_curled(-0.4, 1.0, 1.0, 1.0, 1.0), {"thumb": 25.0}, "medium"),
