@@ -12,9 +12,11 @@ files and a link to the input images, so ``OUT`` reads back as an InterHand2.6M-
 Failures stay in their task: bad input (:class:`~handlib.pipeline.refine.InputError`) is recorded with
 its reason at once; any other error is retried once by Dask, and a worker that dies takes its
 task to another worker once (``distributed.scheduler.allowed-failures`` = 1): a task that fails
-twice is recorded as failed and the run goes on. Workers are not sent more tasks than they have
-threads (``worker-saturation`` = 1.0), so a worker's death is blamed on the task it ran only.
-With ``--scheduler`` these two settings are the scheduler's own: set them in its Dask config.
+twice is recorded as failed and the run goes on. The client hands out no more tasks than the
+workers have threads, submitting the next as one finishes, so no task waits on a worker and a
+worker's death is blamed on the task it ran only (the scheduler's ``worker-saturation`` = 1.0
+queues only large groups of tasks: a few would be sent to one worker at once and die with it).
+With ``--scheduler`` the two scheduler settings are the scheduler's own: set them in its Dask config.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -491,7 +494,7 @@ def run_dataset(
             with connect(cluster) as client:
                 log(f"refine-dataset: Dask dashboard at {client.dashboard_link}")
                 gpu = any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values())
-                futures = {}
+                ready = deque()
                 for unit in todo:
                     try:  # a name that would leave OUT fails its task here, before any work
                         unit_folder(out, unit)
@@ -500,24 +503,37 @@ def run_dataset(
                         failed += 1
                         log(f"refine-dataset: {unit.key} failed: bad input: {err}")
                         continue
-                    contents = reader.subset([(unit.capture, unit.seq, f) for f in unit.frames])
-                    future = client.submit(
-                        task,
-                        str(data),
-                        split,
-                        contents,
-                        unit,
-                        options,
-                        str(out),
-                        cluster.task_threads(),
-                        key=f"refine-{unit.key}",
-                        retries=1,
-                        pure=False,
-                        resources={"GPU": 1} if gpu else None,
-                    )
-                    futures[future] = unit
-                for count, future in enumerate(as_completed(futures), 1):
-                    unit = futures[future]
+                    ready.append(unit)
+                futures: dict = {}
+                running = as_completed()
+
+                def submit_while_free() -> None:
+                    """Hand out tasks while a worker thread is free: one waiting on a worker
+                    would die with it when another task kills that worker."""
+                    free = max(sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()), 1)
+                    while ready and running.count() < free:
+                        unit = ready.popleft()
+                        future = client.submit(
+                            task,
+                            str(data),
+                            split,
+                            reader.subset([(unit.capture, unit.seq, f) for f in unit.frames]),
+                            unit,
+                            options,
+                            str(out),
+                            cluster.task_threads(),
+                            key=f"refine-{unit.key}",
+                            retries=1,
+                            pure=False,
+                            resources={"GPU": 1} if gpu else None,
+                        )
+                        futures[future] = unit
+                        running.add(future)
+
+                submit_while_free()
+                for count, future in enumerate(running, 1):
+                    unit = futures.pop(future)
+                    submit_while_free()
                     try:
                         result = future.result()
                     except Exception as err:  # failed twice (error, or two workers lost): recorded, run goes on
