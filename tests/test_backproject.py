@@ -79,3 +79,29 @@ def test_unseen_texels_take_their_neighbours_colour():
         normal_scale=1.0,
     )
     assert np.abs(filled - colours[hidden]).max(1).mean() < 0.06
+
+
+def test_the_atlas_covers_the_uv_triangles_and_blends_barycentrically():
+    """The texels the atlas layout assigns: as many as the UV triangles' area (independent of how
+    they are found), each a convex blend of its triangle's corners (a constant stays constant, a
+    per-vertex index lands within its triangle's), and the layout is kept for the next call."""
+    from handlib.model.hand import HandModel
+    from handlib.rendering.texture import atlas_layout, rasterize_atlas
+
+    surface = HandSurface.of(HandModel("left"))
+    size = 256
+    uv = surface.uv_corners.double().numpy() * size
+    area = 0.5 * np.abs(
+        (uv[:, 1, 0] - uv[:, 0, 0]) * (uv[:, 2, 1] - uv[:, 0, 1])
+        - (uv[:, 2, 0] - uv[:, 0, 0]) * (uv[:, 1, 1] - uv[:, 0, 1])
+    )
+    image, covered = rasterize_atlas(surface, torch.ones(surface.num_vertices, 1), size)
+    assert abs(int(covered.sum()) - area.sum()) < 0.03 * area.sum(), (int(covered.sum()), area.sum())
+    assert np.allclose(image[covered], 1.0) and np.all(image[~covered] == 0.0)
+    index = torch.arange(surface.num_vertices, dtype=torch.float64)[:, None]
+    blended, _ = rasterize_atlas(surface, index, size)
+    texel, corners, weights = atlas_layout(surface, size)
+    assert np.all(weights > -1e-6) and np.allclose(weights.sum(1), 1.0)
+    values = blended.reshape(-1)[texel]
+    assert np.all(values >= corners.min(1) - 1e-9) and np.all(values <= corners.max(1) + 1e-9)
+    assert atlas_layout(surface, size)[0] is texel  # kept, not computed again

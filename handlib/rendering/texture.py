@@ -33,16 +33,30 @@ SKIN_TONES = {
 NAIL = np.array([0.75, 0.55, 0.50], np.float32)
 
 
-def rasterize_atlas(surface: HandSurface, attributes, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-texel barycentric blend (size, size, k) of per-vertex ``attributes`` (V', k), and
-    the mask of texels whose centre lies in some triangle."""
-    attributes = np.asarray(torch.as_tensor(attributes).detach().cpu(), dtype=np.float64)
-    if attributes.ndim != 2 or attributes.shape[0] != surface.num_vertices:
-        raise ValueError(f"attributes must have shape ({surface.num_vertices}, k), got {attributes.shape}.")
-    image = np.zeros((size, size, attributes.shape[1]), np.float64)
-    covered = np.zeros((size, size), bool)
-    corners = surface.uv_corners.numpy().astype(np.float64) * size - 0.5  # texel-centre coordinates
-    for face, uv in zip(surface.faces.numpy(), corners):
+#: Atlas layouts kept (:func:`atlas_layout`): a few surfaces (one hand, two hands) at a few sizes.
+LAYOUTS_KEPT = 16
+_layouts: dict[tuple, tuple[np.ndarray, ...]] = {}
+
+
+def atlas_layout(surface: HandSurface, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which texels of a ``size`` atlas the triangles cover: flat texel indices (N,) into
+    (size, size), each one's triangle's vertex indices (N, 3) and barycentric weights (N, 3).
+    A texel on the edge of two triangles belongs to the later one. It depends only on the
+    faces and UVs, so it is computed once per surface and size (a loop over the triangles:
+    ~0.7 s for a hand) and kept (at most :data:`LAYOUTS_KEPT`)."""
+    faces = np.ascontiguousarray(surface.faces.numpy())
+    corners = np.ascontiguousarray(surface.uv_corners.numpy(), dtype=np.float64)
+    key = (size, faces.shape, hash(faces.tobytes()), hash(corners.tobytes()))
+    if key not in _layouts:
+        if len(_layouts) >= LAYOUTS_KEPT:
+            _layouts.pop(next(iter(_layouts)))
+        _layouts[key] = _compute_layout(faces, corners * size - 0.5, size)  # texel-centre coordinates
+    return _layouts[key]
+
+
+def _compute_layout(faces: np.ndarray, corners: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    texels, owners, blends = [], [], []
+    for index, uv in enumerate(corners):
         low = np.maximum(np.floor(uv.min(0)).astype(int), 0)
         high = np.minimum(np.ceil(uv.max(0)).astype(int), size - 1)
         e1, e2 = uv[1] - uv[0], uv[2] - uv[0]
@@ -54,11 +68,27 @@ def rasterize_atlas(surface: HandSurface, attributes, size: int) -> tuple[np.nda
         b1 = (d[:, 0] * e2[1] - d[:, 1] * e2[0]) / det
         b2 = (e1[0] * d[:, 1] - e1[1] * d[:, 0]) / det
         inside = (b1 >= -1e-6) & (b2 >= -1e-6) & (b1 + b2 <= 1 + 1e-6)
-        weights = np.stack([1 - b1 - b2, b1, b2], 1)[inside]
-        r, c = rows.ravel()[inside], cols.ravel()[inside]
-        image[r, c] = weights @ attributes[face]
-        covered[r, c] = True
-    return image, covered
+        texels.append(rows.ravel()[inside] * size + cols.ravel()[inside])
+        owners.append(np.full(int(inside.sum()), index))
+        blends.append(np.stack([1 - b1 - b2, b1, b2], 1)[inside])
+    texel, owner, blend = np.concatenate(texels), np.concatenate(owners), np.concatenate(blends)
+    _, last = np.unique(texel[::-1], return_index=True)  # the later triangle wins a shared texel
+    keep = len(texel) - 1 - last
+    return texel[keep], faces[owner[keep]], blend[keep]
+
+
+def rasterize_atlas(surface: HandSurface, attributes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-texel barycentric blend (size, size, k) of per-vertex ``attributes`` (V', k), and
+    the mask of texels whose centre lies in some triangle."""
+    attributes = np.asarray(torch.as_tensor(attributes).detach().cpu(), dtype=np.float64)
+    if attributes.ndim != 2 or attributes.shape[0] != surface.num_vertices:
+        raise ValueError(f"attributes must have shape ({surface.num_vertices}, k), got {attributes.shape}.")
+    texel, corners, weights = atlas_layout(surface, size)
+    image = np.zeros((size * size, attributes.shape[1]), np.float64)
+    image[texel] = np.einsum("nk,nkc->nc", weights, attributes[corners])
+    covered = np.zeros(size * size, bool)
+    covered[texel] = True
+    return image.reshape(size, size, -1), covered.reshape(size, size)
 
 
 def dilate(image: np.ndarray, covered: np.ndarray, margin: int) -> np.ndarray:
