@@ -203,3 +203,17 @@ def test_a_realistic_capture(tmp_path, model):
         border = frame.image(camera)[:8].reshape(-1, 3).astype(float)
         assert (border.std(0).max() < spread) == (name == "ideal"), (name, border.std(0))
     assert IDEAL == SynthSettings().realism
+
+
+def test_a_floor_is_fitted_once_per_truth_and_handed_out_as_a_copy():
+    from handlib.data.mismatch import fit_to_surface
+
+    model = HandModel("right")
+    start = HandParams.create(1, transl=[0.0, 0.0, 1.0])
+    target = model(HandParams.create(1, hand_pose=0.1 * torch.ones(1, 45), transl=[0.0, 0.0, 1.0])).vertices[0]
+    first, reached = fit_to_surface(model, target.detach() + 0.5, start, iterations=20)
+    first.hand_pose.add_(1.0)  # a caller changing its copy
+    again, reached_again = fit_to_surface(model, target.detach() + 0.5, start, iterations=20)
+    assert reached_again == reached and torch.equal(again.hand_pose + 1.0, first.hand_pose)
+    _, elsewhere = fit_to_surface(model, target.detach() + 3.0, start, iterations=20)
+    assert elsewhere != reached

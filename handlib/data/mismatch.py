@@ -21,6 +21,7 @@ the true vertices in 3D, with no images: a refinement's eps_v is read against it
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -252,11 +253,34 @@ class TrueSurface:
         return self.vertices(model_vertices)[: self.base.num_model_vertices]
 
 
+#: Floors kept (:func:`fit_to_surface`): a study draws one truth under several noises and views.
+FLOORS_KEPT = 64
+_floors: dict[str, tuple[HandParams, float]] = {}
+
+
 def fit_to_surface(
     model: HandModel, target: torch.Tensor, start: HandParams, iterations: int = 500
 ) -> tuple[HandParams, float]:
     """The floor: the pose, shape and translation of ``model`` closest to the true vertices
-    ``target`` (V, 3) mm in mean vertex distance (L-BFGS from ``start``, batch 1), and that distance."""
+    ``target`` (V, 3) mm in mean vertex distance (L-BFGS from ``start``, batch 1), and that distance.
+    The same model, target, start and iterations give the same fit, so it is computed once and
+    kept (at most :data:`FLOORS_KEPT`): 500 iterations take seconds."""
+    digest = hashlib.sha1(str(iterations).encode())
+    fields = (start.global_orient, start.hand_pose, start.betas, start.transl)
+    for tensor in [*model.state_dict().values(), target, *fields]:
+        digest.update(np.ascontiguousarray(torch.as_tensor(tensor).detach().cpu().numpy()).tobytes())
+    key = digest.hexdigest()
+    if key not in _floors:
+        if len(_floors) >= FLOORS_KEPT:
+            _floors.pop(next(iter(_floors)))
+        _floors[key] = _fit(model, target, start, iterations)
+    fitted, reached = _floors[key]
+    return HandParams(
+        fitted.global_orient.clone(), fitted.hand_pose.clone(), fitted.betas.clone(), fitted.transl.clone()
+    ), reached
+
+
+def _fit(model: HandModel, target: torch.Tensor, start: HandParams, iterations: int) -> tuple[HandParams, float]:
     names = ("global_orient", "hand_pose", "betas", "transl")
     unknowns = [getattr(start, n).detach().clone().double().requires_grad_(True) for n in names]
     twin = copy.deepcopy(model).double()
