@@ -84,6 +84,19 @@ def test_interlocked_fingers_pass_between_each_other_deep_into_the_other_hand(mo
     assert not inside(right_closed, left_closed, HandSurface.of(models[1]).faces).any()
 
 
+def truth_gaps(video) -> list[float]:
+    """Per frame, the smallest distance (mm) from the left truth to the right's surface, after
+    checking that neither truth has a vertex inside the other (winding numbers)."""
+    surfaces = video[0].surfaces
+    gaps = []
+    for frame in video:
+        closed = [s.close(h.truth.vertices.double()) for s, h in zip(surfaces, frame.hands)]
+        assert not inside(closed[0], closed[1], surfaces[1].faces).any()
+        assert not inside(closed[1], closed[0], surfaces[0].faces).any()
+        gaps.append(float(surface_distance(closed[1], closed[0], surfaces[0].faces).min()))
+    return gaps
+
+
 def _left_in_right(frame) -> torch.Tensor:
     """(3, 3): the left palm's axes (rows) in the right palm's frame, from a frame's truths."""
     axes = [
@@ -100,13 +113,7 @@ def test_transition_video_goes_from_one_interaction_to_the_other_without_passing
     settings = PairSettings(cameras=1, shrink=8, spp=1, texture_size=64)
     video = draw_pair_transition("palm_on_palm", "clasp", 19, 3, settings)
     assert [f.interaction for f in video] == ["palm_on_palm_to_clasp"] * 3
-    surfaces = video[0].surfaces
-    gaps = []
-    for frame in video:
-        closed = [s.close(h.truth.vertices.double()) for s, h in zip(surfaces, frame.hands)]
-        assert not inside(closed[0], closed[1], surfaces[1].faces).any()
-        assert not inside(closed[1], closed[0], surfaces[0].faces).any()
-        gaps.append(float(surface_distance(closed[1], closed[0], surfaces[0].faces).min()))
+    gaps = truth_gaps(video)
     assert gaps[0] < CLEARANCE_MM + 0.5 and gaps[-1] < CLEARANCE_MM + 0.5 and gaps[1] > 10.0, gaps
     for frame, name in ((video[0], "palm_on_palm"), (video[-1], "clasp")):
         wanted = torch.tensor(interaction(name).left_axes, dtype=torch.float64)
@@ -197,13 +204,7 @@ def test_pair_videos_come_into_contact_without_passing_through(models):
     end, the truths apart in every frame (winding numbers), one rig, each frame's estimate its own."""
     video = draw_pair_video("palm_on_palm", 13, 3, PairSettings(cameras=2, shrink=8, spp=2, texture_size=64))
     assert len(video) == 3 and all(f.cameras is video[0].cameras for f in video)
-    surfaces = video[0].surfaces
-    gaps = []
-    for frame in video:
-        closed = [s.close(h.truth.vertices.double()) for s, h in zip(surfaces, frame.hands)]
-        assert not inside(closed[0], closed[1], surfaces[1].faces).any()
-        assert not inside(closed[1], closed[0], surfaces[0].faces).any()
-        gaps.append(float(surface_distance(closed[1], closed[0], surfaces[0].faces).min()))
+    gaps = truth_gaps(video)
     assert gaps[-1] < CLEARANCE_MM + 0.5 and gaps[0] > 5.0, gaps  # 15 mm along the approach at the start
     assert int(video[-1].contact[0].sum()) > 0 and int(video[0].contact[0].sum()) == 0
     first, last = (f.hands[0].initial.transl - f.hands[0].truth_params.transl for f in (video[0], video[-1]))
