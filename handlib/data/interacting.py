@@ -8,9 +8,14 @@ The left hand is placed with its anchor on the right's and then backed off along
 the first position where neither hand has a vertex inside the other (bisection on ray-crossing
 inside tests, then :data:`CLEARANCE_MM` more), so the hands touch. A gripping interaction
 (``grip``: one hand holding the other's finger) then closes the left hand toward the grip's gesture
-until its fingers first touch the right hand. A frame varies the pair's
-orientation, the left hand's tilt (up to :data:`TILT_DEG`) and its anchor (up to
+until its fingers first touch the right hand; an interleaving one (fingers interlocked) first
+slides the left hand across so that its fingertips face the gaps between the right's, then
+comes in from afar in steps to the first touch. A frame varies the pair's
+orientation, the left hand's tilt (up to :data:`TILT_DEG`, or the interaction's ``tilt_deg``) and its anchor (up to
 :data:`SLIDE_MM` along the right palm) with the seed; each hand has its own shape and skin.
+
+:func:`draw_pair_video` draws a video coming into one interaction, :func:`draw_pair_transition`
+one going from an interaction to another.
 
 Only the idealised benchmark exists for two hands: both truths are hands of the fitted model
 (no :mod:`handlib.data.mismatch`), the images are rendered by the renderer the refinement uses,
