@@ -319,10 +319,7 @@ def _arrange(
         low -= 5.0
         if low < -100.0:
             raise RuntimeError(f"The hands of {spec} do not meet within 100 mm of their anchors.")
-    for _ in range(24):  # to 0.02 mm
-        middle = (low + high) / 2
-        low, high = (low, middle) if apart(middle) else (middle, high)
-    touching = high + CLEARANCE_MM
+    touching = _first_apart(apart, low, high, 24) + CLEARANCE_MM  # to 0.02 mm
     if spec.grip is None:
         return right, left_at, touching, 0.0
     # The left hand closes around the right until its fingers first touch it (steps of 1/20 of the
@@ -336,6 +333,15 @@ def _arrange(
         middle = (opened + shut) / 2
         opened, shut = (middle, shut) if apart(touching, middle) else (opened, middle)
     return right, left_at, touching, max(opened - GRIP_MARGIN, 0.0)
+
+
+def _first_apart(apart: Callable[[float], bool], low: float, high: float, steps: int) -> float:
+    """Bisection between ``low`` (the hands overlap) and ``high`` (apart): the smallest value
+    found apart after ``steps`` halvings."""
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (low, middle) if apart(middle) else (middle, high)
+    return high
 
 
 def _interleaving_shift(right21: torch.Tensor, left21: np.ndarray, across: np.ndarray) -> np.ndarray:
@@ -549,10 +555,7 @@ def draw_pair_transition(
                 low, high = high, high + 10.0
                 if high > 300.0:
                     raise RuntimeError(f"Could not part the hands between {first} and {second} (seed {seed}).")
-            for _ in range(20):
-                middle = (low + high) / 2
-                low, high = (low, middle) if apart(middle) else (middle, high)
-            extra = high + CLEARANCE_MM
+            extra = _first_apart(apart, low, high, 20) + CLEARANCE_MM
         truths.append(_centred(models, (right, lifted(extra))))
     return _frames(f"{first}_to_{second}", seed, settings, models, subjects, truths, rng)
 

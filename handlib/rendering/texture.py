@@ -35,10 +35,10 @@ NAIL = np.array([0.75, 0.55, 0.50], np.float32)
 
 #: Atlas layouts kept (:func:`atlas_layout`): a few surfaces (one hand, two hands) at a few sizes.
 LAYOUTS_KEPT = 16
-_layouts: dict[tuple, tuple[np.ndarray, ...]] = {}
+_layouts: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-def atlas_layout(surface: HandSurface, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def atlas_layout(surface: HandSurface, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which texels of a ``size`` atlas the triangles cover: flat texel indices (N,) into
     (size, size), each one's triangle's vertex indices (N, 3) and barycentric weights (N, 3).
     A texel on the edge of two triangles belongs to the later one. It depends only on the
@@ -54,7 +54,7 @@ def atlas_layout(surface: HandSurface, size: int) -> tuple[np.ndarray, np.ndarra
     return _layouts[key]
 
 
-def _compute_layout(faces: np.ndarray, corners: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+def _compute_layout(faces: np.ndarray, corners: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     texels, owners, blends = [], [], []
     for index, uv in enumerate(corners):
         low = np.maximum(np.floor(uv.min(0)).astype(int), 0)
