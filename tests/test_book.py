@@ -4,6 +4,7 @@ The book test builds the whole book at the ``smoke`` profile in a copy of the re
 (so the committed figures stay as they are) and opens every page in headless Chromium.
 """
 
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -55,6 +56,35 @@ def test_runner_caches_records_and_reruns_on_change(tmp_path, capsys):
     )
     book.run_experiments(tiny_registry(tmp_path, 4), "quick", tmp_path)  # another profile: re-run
     assert "not re-run" not in capsys.readouterr().out
+
+
+def test_study_runs_beside_the_book_with_its_own_table_and_record(tmp_path, capsys):
+    registry = tiny_registry(tmp_path, 3)
+    study = nbformat.read(tmp_path / "notebooks" / "tiny.ipynb", 4)
+    study.cells[0].source += "\noverrides = {}\ntable_name = 'tiny'"
+    study.cells[1].source = (
+        "import json, pathlib\n"
+        "out = pathlib.Path('results', profile, table_name + '.csv')\n"
+        "out.parent.mkdir(parents=True, exist_ok=True)\n"
+        "out.write_text('value\\n' + str({'value': value, **overrides}['value']))"
+    )
+    nbformat.write(study, tmp_path / "notebooks" / "tiny.ipynb")
+    book.run_study(registry, "tiny", "smoke", "tiny_more", {"value": 11}, tmp_path)
+    assert (tmp_path / "results" / "smoke" / "tiny_more.csv").read_text() == "value\n11"
+    record = json.loads((tmp_path / "results" / "smoke" / "runs" / "tiny_more.json").read_text())
+    assert json.loads(record["parameters"]) == {
+        "profile": "smoke",
+        "value": 3,
+        "overrides": {"value": 11},
+        "table_name": "tiny_more",
+    }
+    assert record["wall_time"].endswith(" s") and "commit" in record["handlib"] and "key" not in record
+    assert not (tmp_path / "book" / "tiny.ipynb").exists()  # the book's own copy is not touched
+    for name, table, match in (("nope", "x", "Unknown experiment"), ("tiny", "tiny", "name of its own")):
+        with pytest.raises(ValueError, match=match):
+            book.run_study(registry, name, "smoke", table, {}, tmp_path)
+    with pytest.raises(ValueError, match="Unknown profile"):
+        book.run_study(registry, "tiny", "paper", "t2", {}, tmp_path)
 
 
 def test_registry_errors_name_the_entry(tmp_path):

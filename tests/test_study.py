@@ -50,6 +50,9 @@ def test_ablation_ranking_pairs_runs_by_video_and_seed():
     assert paired.best == "full" and paired.pairs == 4 and paired.lead == pytest.approx(0.15)
     assert paired.noise["none"] == pytest.approx(3.182 * np.std([0.1, 0.2, 0.2, 0.1], ddof=1) / 2, rel=1e-3)
     assert paired.verdict == "same conclusion"
+    relative = paired.relative_estimates["none"]  # 0.1/2.0, 0.2/2.8, 0.2/3.0, 0.1/3.8 of the reference
+    assert relative.mean == pytest.approx(100 * np.mean([0.1 / 2.0, 0.2 / 2.8, 0.2 / 3.0, 0.1 / 3.8]))
+    assert relative.n == 4 and relative.low > 0
     # Ahead on average, but one pair reverses the order: within the noise.
     mixed = report.rank_configurations(
         table({"full": [("a", 0, 2.0), ("a", 1, 2.5)], "none": [("a", 0, 2.6), ("a", 1, 2.3)]}), "full"

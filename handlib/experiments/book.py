@@ -180,16 +180,18 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
+def _check_profile(registry: Registry, profile: str) -> None:
+    if profile not in registry.profiles:
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(registry.profiles)}.")
+
+
 def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: bool = False) -> list[Path]:
     """Execute every notebook into ``book/`` for ``profile``; return the executed paths.
 
     A notebook whose cache key (:func:`cache_key`) matches its last run is not run again,
     unless ``force``. A failing notebook raises papermill's error, which shows the cell.
     """
-    import papermill
-
-    if profile not in registry.profiles:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(registry.profiles)}.")
+    _check_profile(registry, profile)
     code, machine = code_digest(), None
     cache = root / "book" / "_cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -206,30 +208,64 @@ def run_experiments(registry: Registry, profile: str, root: Path = ROOT, force: 
             continue
         stamp.unlink(missing_ok=True)
         machine = machine or machine_record()
-        start = time.time()
         print(f"[{experiment.name}] running {experiment.notebook} ({profile})", flush=True)
-        # Figures of the committed profile go to figures/, the others' to figures/<profile>/ (report.FIGURES).
-        figures = "figures" if profile == COMMITTED_PROFILE else f"figures/{profile}"
-        with _environment(HANDLIB_FIGURES=figures):
-            papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(root), progress_bar=False)
-        seconds = time.time() - start
-        record = {
-            "profile": profile,
-            "parameters": json.dumps(params),
-            **machine,
-            "wall_time": f"{seconds:.0f} s",
-            "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "key": key,
-        }
-        record_run(target, record)
+        record = _execute(source, target, params, profile, root, machine, key)
         stamp.write_text(json.dumps(record, indent=1))
-        # Beside the result tables the notebook wrote: which code, machine and parameters made them.
-        runs = root / "results" / profile / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        (runs / f"{experiment.name}.json").write_text(json.dumps(record, indent=1) + "\n")
-        print(f"[{experiment.name}] done in {seconds:.0f} s", flush=True)
+        print(f"[{experiment.name}] done in {record['wall_time']}", flush=True)
         outputs.append(target)
     return outputs
+
+
+def _execute(
+    source: Path, target: Path, params: dict, profile: str, root: Path, machine: dict, key: str | None = None
+) -> dict:
+    """Run the notebook ``source`` into ``target`` with ``params``, append its run record (with
+    ``machine`` and the cache ``key``) and write that record beside the result tables (``results/<profile>/runs/``,
+    named after ``target``); return it."""
+    import papermill
+
+    start = time.time()
+    # Figures of the committed profile go to figures/, the others' to figures/<profile>/ (report.FIGURES).
+    figures = "figures" if profile == COMMITTED_PROFILE else f"figures/{profile}"
+    with _environment(HANDLIB_FIGURES=figures):
+        papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(root), progress_bar=False)
+    record = {
+        "profile": profile,
+        "parameters": json.dumps(params),
+        **machine,
+        "wall_time": f"{time.time() - start:.0f} s",
+        "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+        **({"key": key} if key else {}),
+    }
+    record_run(target, record)
+    # Beside the result tables the notebook wrote: which code, machine and parameters made them.
+    runs = root / "results" / profile / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / f"{target.stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def run_study(registry: Registry, name: str, profile: str, table: str, overrides: dict, root: Path = ROOT) -> Path:
+    """Run the experiment ``name`` as a study beside the book: its notebook with ``overrides``
+    replacing entries of the profile's scale and its rows saved as ``results/<profile>/<table>.csv``
+    (the notebook's ``overrides`` and ``table_name`` parameters), with a run record
+    ``results/<profile>/runs/<table>.json``. The executed notebook goes to ``book/_cache/studies/``
+    (the book does not show it; the experiment's page reads the committed table)."""
+    experiment = next((e for e in registry.experiments if e.name == name), None)
+    if experiment is None:
+        raise ValueError(
+            f"Unknown experiment {name!r}; the registry has {', '.join(e.name for e in registry.experiments)}."
+        )
+    _check_profile(registry, profile)
+    if not table.isidentifier() or table == name:
+        raise ValueError(f"A study's table needs a name of its own (letters, digits, _), got {table!r}.")
+    params = {"profile": profile, **experiment.parameters.get(profile, {}), "overrides": overrides, "table_name": table}
+    target = root / "book" / "_cache" / "studies" / f"{table}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[{table}] running {experiment.notebook} ({profile}, overrides {json.dumps(overrides)})", flush=True)
+    record = _execute(root / experiment.notebook, target, params, profile, root, machine_record())
+    print(f"[{table}] done in {record['wall_time']}: results/{profile}/{table}.csv", flush=True)
+    return target
 
 
 def bundle_plotly(root: Path = ROOT) -> Path:
@@ -312,9 +348,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--no-build", action="store_true", help="run the notebooks only")
     parser.add_argument("--force", action="store_true", help="re-run notebooks even when unchanged")
+    parser.add_argument("--study", metavar="EXPERIMENT", help="run one experiment as a study beside the book")
+    parser.add_argument("--table", help="with --study: the name of the study's table")
+    parser.add_argument("--overrides", default="{}", help="with --study: JSON, entries replacing the profile's scale")
     args = parser.parse_args(argv)
     registry = load_registry(args.root / "_config.yml")
     profile = args.profile or registry.default_profile
+    if args.study:
+        if not args.table:
+            parser.error("--study needs --table (the study's own table name)")
+        run_study(registry, args.study, profile, args.table, json.loads(args.overrides), args.root)
+        return
     run_experiments(registry, profile, args.root, args.force)
     if profile == COMMITTED_PROFILE:
         update_readme(args.root, profile)

@@ -48,11 +48,13 @@ class Ranking:
     minus the reference's. ``gaps[k]``: their mean, positive where the reference is better;
     ``noise[k]``: the half-width of that mean's 95% confidence interval (infinite with a single
     pair), the margin a gap must clear to count; ``verdicts[k]``: the claims' rule
-    (:mod:`handlib.experiments.verdict`) on "the reference is better than k"."""
+    (:mod:`handlib.experiments.verdict`) on "the reference is better than k". ``baseline``: the
+    reference's own value in each pair, for gaps relative to it (:attr:`relative_estimates`)."""
 
     means: dict[str, float]
     reference: str
     differences: pd.DataFrame = field(compare=False)
+    baseline: pd.Series = field(compare=False)
 
     @property
     def pairs(self) -> int:
@@ -65,6 +67,12 @@ class Ranking:
     @property
     def estimates(self) -> dict[str, Estimate]:
         return {k: Estimate.of(self.differences[k]) for k in self.differences.columns}
+
+    @property
+    def relative_estimates(self) -> dict[str, Estimate]:
+        """Each configuration's gap as a percentage of the reference's value, pair by pair (how
+        the paper reports its deterioration: +22.83% for neither feature)."""
+        return {k: Estimate.of(100 * self.differences[k] / self.baseline) for k in self.differences.columns}
 
     @property
     def noise(self) -> dict[str, float]:
@@ -117,7 +125,10 @@ def rank_configurations(
         raise ValueError(f"Every configuration needs a run for each ({video}, {run}) that the others have.")
     means = table.groupby(configuration, sort=False)[value].mean()
     return Ranking(
-        {k: float(v) for k, v in means.items()}, reference, wide.drop(columns=reference).sub(wide[reference], axis=0)
+        {k: float(v) for k, v in means.items()},
+        reference,
+        wide.drop(columns=reference).sub(wide[reference], axis=0),
+        wide[reference],
     )
 
 
