@@ -60,6 +60,8 @@ def test_runner_caches_records_and_reruns_on_change(tmp_path, capsys):
 
 def test_study_runs_beside_the_book_with_its_own_table_and_record(tmp_path, capsys):
     registry = tiny_registry(tmp_path, 3)
+    with pytest.raises(ValueError, match="cannot run as a study"):  # no overrides / table_name parameters
+        book.run_study(registry, "tiny", "smoke", "tiny_more", {}, tmp_path)
     study = nbformat.read(tmp_path / "notebooks" / "tiny.ipynb", 4)
     study.cells[0].source += "\noverrides = {}\ntable_name = 'tiny'"
     study.cells[1].source = (

@@ -257,6 +257,11 @@ def run_study(registry: Registry, name: str, profile: str, table: str, overrides
             f"Unknown experiment {name!r}; the registry has {', '.join(e.name for e in registry.experiments)}."
         )
     _check_profile(registry, profile)
+    import papermill
+
+    missing = {"overrides", "table_name"} - set(papermill.inspect_notebook(str(root / experiment.notebook)))
+    if missing:  # it would write the book's own tables
+        raise ValueError(f"{experiment.notebook} cannot run as a study: its parameters cell lacks {sorted(missing)}.")
     if not table.isidentifier() or table == name:
         raise ValueError(f"A study's table needs a name of its own (letters, digits, _), got {table!r}.")
     params = {"profile": profile, **experiment.parameters.get(profile, {}), "overrides": overrides, "table_name": table}
