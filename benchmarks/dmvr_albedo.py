@@ -86,14 +86,15 @@ def closest_hands(folder: Path, problem) -> list[HandParams]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", choices=("refine", "start"), default="refine")
-    parser.add_argument("--cases", type=int, default=2)
+    parser.add_argument("--cases", type=int, default=2, help="how many development videos")
+    parser.add_argument("--skip", type=int, default=0, help="start at this development video (0-based)")
     parser.add_argument("--levels", type=int, default=7, help="optimise at most this many coarsest levels (of 7)")
     parser.add_argument("--csv", type=Path, default=HERE / "dmvr_albedo.csv")
     args = parser.parse_args()
     base = DMVRSettings(schedule=DMVR_SCHEDULE, texture_size=512, lod_levels=7)
     new_light = studio_light(0.9, np.random.default_rng(2024))  # the dmvr chapter's
     rows = []
-    for case in CASES[: args.cases]:
+    for case in CASES[args.skip : args.skip + args.cases]:
         for benchmark, scale in (
             BENCHMARKS.items() if args.runs == "start" else [("realistic", BENCHMARKS["realistic"])]
         ):
