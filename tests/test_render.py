@@ -151,6 +151,28 @@ def test_background_colour_and_image(scene, generator):
         assert image.min() >= 0 and image.max() <= 1.0 + 1e-5
 
 
+def test_traced_and_composited_backgrounds_agree(scene):
+    """A colour background seen by the rays that miss the hand (one render) gives the composite's
+    image and coverage (two renders) from the same samples; only the composite's coverage is
+    differentiable."""
+    surface, vertices, cameras = scene
+    backgrounds = [(0.9, 0.1, 0.6), (0.2, 0.7, 0.3), None, (0.0, 0.0, 0.5)]
+    moved = vertices.clone().requires_grad_(True)
+    out = {
+        backdrop: Renderer(cameras, surface, RenderSettings(spp=4, backdrop=backdrop)).render(
+            moved, checker(), backgrounds=backgrounds, seed=7
+        )
+        for backdrop in ("traced", "composite")
+    }
+    for traced, composited in zip(out["traced"].images, out["composite"].images):
+        assert torch.allclose(traced, composited, atol=1e-5)
+    for traced, composited in zip(out["traced"].alphas, out["composite"].alphas):
+        assert torch.equal(traced, composited.detach())
+        assert not traced.requires_grad and composited.requires_grad
+    with pytest.raises(ValueError, match="backdrop must be"):
+        RenderSettings(backdrop="painted")
+
+
 def test_each_call_uses_a_fresh_seed(scene):
     surface, vertices, cameras = scene
     renderer = Renderer(cameras[:1], surface, RenderSettings(spp=1))

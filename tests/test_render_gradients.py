@@ -112,9 +112,20 @@ def gradient_and_fd(case: Check, seed_offset: int = 0) -> tuple[float, float]:
     return gradient, fd
 
 
-def translation_check(setup, right_flat, mode: str, axis: int) -> Check:
+#: Colour backgrounds, one per camera: the silhouette gradient is then the difference between hand
+#: and background, whichever way the background is rendered. Darker than the hand, so that the
+#: difference keeps about half of the gradient over black: a renderer that ignored the background
+#: would be about 1.5x off, while brighter ones (0.5 grey) cancel it down to a tenth, where the
+#: silhouette's few-percent Monte Carlo error is as large as the tolerance.
+BACKGROUNDS = [(0.05, 0.2, 0.35), (0.3, 0.1, 0.02)]
+
+
+def translation_check(setup, right_flat, mode: str, axis: int, backdrop: str | None = None) -> Check:
+    """Translation along ``axis``; over black, or over :data:`BACKGROUNDS` rendered by ``backdrop``."""
     surface, _, vertices, cameras, weights, texture, light = setup
-    settings = RenderSettings(mode=mode, spp=32 if mode == "reflectance" else 64, silhouette_spp=4)
+    settings = RenderSettings(
+        mode=mode, spp=32 if mode == "reflectance" else 64, silhouette_spp=4, backdrop=backdrop or "traced"
+    )
     renderer = Renderer(cameras, surface, settings)
     direction = torch.eye(3)[axis]
     # Weight each image by a zero-mean ramp along the direction the axis moves the hand in
@@ -131,7 +142,8 @@ def translation_check(setup, right_flat, mode: str, axis: int) -> Check:
     weights = axis_weights
 
     def inputs(s):
-        return {"vertices": vertices + s * direction, "texture": texture, "light": light}
+        backgrounds = None if backdrop is None else BACKGROUNDS
+        return {"vertices": vertices + s * direction, "texture": texture, "light": light, "backgrounds": backgrounds}
 
     # 2 mm: at 1 mm the finite difference's seed-to-seed spread was +-25% (the gradient's 4%).
     return Check(renderer, inputs, weights, 2.0, mode)
@@ -185,6 +197,10 @@ CHECKS = {
         for m in ("reflectance", "radiance")
         for a in (0, 1, 2)
     },
+    **{
+        f"translation-{m}-{a}-background": partial(translation_check, mode=m, axis=a, backdrop="traced")
+        for m, a in (("reflectance", 0), ("radiance", 2))
+    },
     "shape": shape_check,
     "texel-region": texel_check,
     **{f"sh-{c}": partial(sh_check, coefficient=c) for c in (0, 2)},
@@ -195,6 +211,21 @@ CHECKS = {
 def test_gradient_matches_finite_differences(setup, right_flat, name):
     case = CHECKS[name](setup, right_flat)
     check(*gradient_and_fd(case), case.mode)
+
+
+@pytest.mark.parametrize("mode", ["reflectance", "radiance"])
+def test_traced_background_gives_the_composite_gradient(setup, right_flat, mode):
+    """The same samples give the same image and gradient whether a colour background is seen by
+    the camera rays that miss the hand (one render) or composited with a coverage render (two)."""
+    results = []
+    for backdrop in ("traced", "composite"):
+        case = translation_check(setup, right_flat, mode, 0, backdrop)
+        s = torch.zeros((), requires_grad=True)
+        value = objective(case.renderer, case.weights, GRADIENT_SEEDS[0], **case.inputs(s))
+        results.append((value.item(), torch.autograd.grad(value, s)[0].item()))
+    (traced_value, traced), (composite_value, composite) = results
+    assert traced_value == pytest.approx(composite_value, rel=1e-5)
+    assert traced == pytest.approx(composite, rel=1e-4), (traced, composite)
 
 
 def test_raster_misses_the_silhouette_gradient_that_the_ray_tracer_has(setup):

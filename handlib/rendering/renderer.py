@@ -30,15 +30,18 @@ Scene layouts (``RenderSettings.layout``, see :mod:`handlib.rendering.scene`):
   reproduce fx, cx, cy: exactly InterHand2.6M's projection for any fx, fy. In ``radiance``
   mode the normals follow that scaled geometry.
 
-Background: the hand is rendered over black and composited as
-``image + (1 - alpha) * background``, where alpha is itself a differentiable
-render (the hand as a white emitter), so gradients at silhouettes against the
-background are right for any background colour or image.
+Background (``RenderSettings.backdrop``): a colour is, by default (``traced``), what the
+ray tracer's camera rays see when they miss the hand (:mod:`handlib.rendering.backdrop`), so
+its silhouette gradients come from the one render, and alpha is the coverage of that render's
+samples (no gradient). An image background (and every camera under ``composite``) is
+composited as ``image + (1 - alpha) * background``, where alpha is itself a differentiable
+render (the hand as a white emitter), so gradients at silhouettes against the background are
+right for any background colour or image; a loss on alpha itself needs ``composite``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import mitsuba as mi
@@ -196,10 +199,16 @@ class Renderer:
         return self._raytrace(vertices, texture, light, backgrounds, seed)
 
     def _raytrace(self, vertices, texture, light, backgrounds, seed: int) -> Rendered:
-        """The ``raytrace`` generator: per group of cameras, the coverage pass and the hand pass."""
+        """The ``raytrace`` generator: per group of cameras, the hand pass and, where composited,
+        the coverage pass."""
         count = len(self.cameras)
         images, alphas = [None] * count, [None] * count
         closed = self.surface.close(vertices).to(torch.float32)
+        traced = [self._traced_colour(background) for background in backgrounds]
+        composite = [
+            self.settings.backdrop == "composite" or (colour is None and bool((background != 0).any()))
+            for colour, background in zip(traced, backgrounds)
+        ]
         for group in self.groups:
             if group.world:
                 # One geometry for every camera of the group: one launch op per pass.
@@ -210,27 +219,42 @@ class Renderer:
                     for i in group.indices
                 ]
             for indices, positions, local_to_world in batches:
-                # Both passes of a camera share a seed, hence their samples: where alpha is 0
-                # the hand image is exactly 0 and the composite exactly the background.
                 views = [
                     View(
                         group.indices.index(i),
                         seed * count + i,
                         hand_window(self.cameras[i], positions, world=group.world),
                         self.cameras[i],
+                        traced[i],
                     )
                     for i in indices
                 ]
-                covered = launch(group.coverage, views, {"hand.vertex_positions": positions})
-                hand = launch(group.hand, views, self._hand_updates(positions, texture, light, local_to_world))
-                for i, alpha, image in zip(indices, covered, hand):
-                    alpha = alpha[..., 0]
-                    if bool((backgrounds[i] != 0).any()):
-                        image = image + (1.0 - alpha[..., None]) * backgrounds[i]
-                    # Over black, alpha is left out of the image's graph: its backward pass (a
-                    # second projective render) then runs only if a loss uses alpha itself.
+                updates = self._hand_updates(positions, texture, light, local_to_world)
+                hand, coverage = launch(group.hand, views, updates)
+                for i, image, alpha in zip(indices, hand, coverage):
                     images[i], alphas[i] = image, alpha
+                # The differentiable coverage pass where a background is composited (or every
+                # camera under "composite"). Both passes of a camera share a seed, hence their
+                # samples: where alpha is 0 the hand image is exactly 0, the composite exactly
+                # the background.
+                composited = [(i, replace(v, background=None)) for i, v in zip(indices, views) if composite[i]]
+                if composited:
+                    covered, _ = launch(
+                        group.coverage, [v for _, v in composited], {"hand.vertex_positions": positions}
+                    )
+                    for (i, _), alpha in zip(composited, covered):
+                        alpha = alpha[..., 0]
+                        if bool((backgrounds[i] != 0).any()):
+                            images[i] = images[i] + (1.0 - alpha[..., None]) * backgrounds[i]
+                        alphas[i] = alpha
         return Rendered(tuple(images), tuple(alphas))
+
+    def _traced_colour(self, background: torch.Tensor) -> tuple[float, float, float] | None:
+        """The colour the ray tracer shows where no hand is, for a non-black colour background
+        under ``backdrop="traced"``; None where the background is black or composited."""
+        if self.settings.backdrop != "traced" or background.shape != (1, 1, 3) or not bool(background.any()):
+            return None
+        return tuple(float(c) for c in background.reshape(3))
 
     def _camera_to_world(self, index: int) -> torch.Tensor:
         return torch.as_tensor(self.cameras[index].camrot.T, dtype=torch.float32)

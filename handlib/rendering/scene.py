@@ -30,14 +30,17 @@ import torch
 
 from handlib.geometry.cameras import Camera, project_camera_points
 from handlib.geometry.surface import HandSurface
+from handlib.rendering.backdrop import register as register_backdrop
 from handlib.rendering.backend import ensure_variant
 
 Mode = Literal["reflectance", "radiance"]
 Generator = Literal["raytrace", "raster"]
 Layout = Literal["shared", "per_camera"]
+Backdrop = Literal["traced", "composite"]
 MODES = ("reflectance", "radiance")
 GENERATORS = ("raytrace", "raster")
 LAYOUTS = ("shared", "per_camera")
+BACKDROPS = ("traced", "composite")
 
 #: The largest displacement (pixels) the shared layout's square-pixel sensor may make anywhere in
 #: an anisotropic camera's image; cameras beyond it are rendered in their own film space.
@@ -55,6 +58,9 @@ class RenderSettings:
     seed: int = 0
     envmap_size: tuple[int, int] = (32, 64)  # (H, W) of the lat-long image the SH light is baked into
     layout: Layout = "shared"  # ray tracer: one world scene for all cameras, or one film-space scene each
+    # ray tracer, colour backgrounds: seen by the camera rays that miss the hand ("traced", one
+    # render per view), or composited with a differentiable coverage render ("composite", two)
+    backdrop: Backdrop = "traced"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -63,6 +69,8 @@ class RenderSettings:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}.")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}.")
+        if self.backdrop not in BACKDROPS:
+            raise ValueError(f"backdrop must be one of {BACKDROPS}, got {self.backdrop!r}.")
         if int(self.spp) < 1:
             raise ValueError(f"spp must be at least 1, got {self.spp}.")
         if int(self.silhouette_spp) < 1:
@@ -137,7 +145,7 @@ def sensor_dict(camera: Camera, spp: int, focal: float | None = None) -> dict:
             "type": "hdrfilm",
             "width": width,
             "height": height,
-            "pixel_format": "rgb",
+            "pixel_format": "rgba",  # alpha: the coverage of the same samples (backdrop.py)
             "rfilter": {"type": "box"},
             "sample_border": True,
         },
@@ -215,9 +223,10 @@ def integrator_dict(settings: RenderSettings, mode: Mode) -> dict:
       rendered; only their boundaries' motion is not differentiated.
     - Guiding off: ~10x faster on the CPU, same gradient direction (measured: 0.30 s
       against 3.4 s an iteration for 8 views of 128x96).
+    - Camera rays that miss every shape see the launch's background colour (:mod:`.backdrop`).
     """
     return {
-        "type": "direct_projective",
+        "type": register_backdrop(),  # direct_projective, with a background colour per launch
         "guiding": "none",
         "sppc": int(settings.spp),
         "sppp": int(settings.silhouette_spp),
@@ -284,27 +293,36 @@ def _set_window(target: MitsubaScene, sensor: int, window, camera: Camera) -> No
 @dataclass(frozen=True)
 class View:
     """One launch: camera ``camera`` is sensor ``sensor`` of its scene, rendered over ``window``
-    (x0, y0, width, height) with ``seed``."""
+    (x0, y0, width, height) with ``seed``; where no shape is, the image is ``background`` (an RGB
+    colour; None: black), inside the window as the ray tracer sees it, outside it everywhere."""
 
     sensor: int
     seed: int
     window: tuple[int, int, int, int]
     camera: Camera
+    background: tuple[float, float, float] | None = None
+
+
+def _prepare(target: MitsubaScene, view: View) -> None:
+    _set_window(target, view.sensor, view.window, view.camera)
+    target.scene.integrator().set_background(view.background)
 
 
 def _render_window(target: MitsubaScene, view: View) -> mi.TensorXf:
-    _set_window(target, view.sensor, view.window, view.camera)
+    _prepare(target, view)
     # The integrator's own primal render: spp is the integrator's, no AD graph is recorded.
     return target.scene.integrator().render(target.scene, sensor=view.sensor, seed=view.seed)
 
 
 class _Views(torch.autograd.Function):
-    """Mitsuba renders of several views of one scene as one torch op with one output per view
-    (H, W, 3), zero outside its window. The inputs are set in the scene once, with gradient
-    tracking where torch wants gradients, and the backward pass differentiates every view
-    against those same variables, so a shared scene is updated (its BVH rebuilt) once for the
-    forward and backward passes of all its views. If the scene was set again in between (another
-    call, another camera's film space), the backward pass sets this call's inputs back first."""
+    """Mitsuba renders of several views of one scene as one torch op with two outputs per view:
+    the image (H, W, 3), its background outside the window, then (after all images) the coverage
+    of the same samples (H, W), not differentiable. The inputs are set in the scene once, with
+    gradient tracking where torch wants gradients, and the backward pass differentiates every
+    view against those same variables, so a shared scene is updated (its BVH rebuilt) once for
+    the forward and backward passes of all its views. If the scene was set again in between
+    (another call, another camera's film space), the backward pass sets this call's inputs back
+    first."""
 
     @staticmethod
     def forward(ctx, target: MitsubaScene, views: tuple, keys: tuple, *values):
@@ -313,20 +331,25 @@ class _Views(torch.autograd.Function):
         ctx.launch = (target, views, keys, target.set(keys, values, wanted))
         ctx.token = target.token
         ctx.save_for_backward(*values)
-        images = []
+        images, alphas = [], []
         with dr.suspend_grad():
             for view in views:
                 camera, (x0, y0, width, height) = view.camera, view.window
-                image = torch.zeros(camera.height, camera.width, 3, device=values[0].device)
+                image = torch.zeros(camera.height, camera.width, 4, device=values[0].device)
+                if view.background is not None:
+                    image[..., :3] = torch.tensor(view.background)
                 if width > 0:
                     crop = _render_window(target, view)
                     image[y0 : y0 + height, x0 : x0 + width] = crop.torch().to(image.device)
-                images.append(image)
-        return tuple(images)
+                images.append(image[..., :3])
+                alphas.append(image[..., 3])
+        ctx.mark_non_differentiable(*alphas)
+        return tuple(images) + tuple(alphas)
 
     @staticmethod
-    def backward(ctx, *grad_images):
+    def backward(ctx, *grad_outputs):
         target, views, keys, inputs = ctx.launch
+        grad_images = grad_outputs[: len(views)]  # the coverages have none
         values = ctx.saved_tensors
         wanted = ctx.needs_input_grad[3:]
         if target.token is not ctx.token:
@@ -348,7 +371,8 @@ class _Views(torch.autograd.Function):
             x0, y0, width, height = view.window
             if grad_image is None or width == 0:
                 continue
-            grad_crop = grad_image[y0 : y0 + height, x0 : x0 + width].to(torch.float32).contiguous()
+            grad_crop = torch.zeros(height, width, 4)
+            grad_crop[..., :3] = grad_image[y0 : y0 + height, x0 : x0 + width]
             if not bool(grad_crop.any()):
                 continue
             if done and fresh:
@@ -358,7 +382,7 @@ class _Views(torch.autograd.Function):
                     earlier[j].append(inputs[j])
                     inputs[j] = variable
                 ctx.token = target.token
-            _set_window(target, view.sensor, view.window, view.camera)
+            _prepare(target, view)
             integrator.render_backward(
                 target.scene, target.params, mi.TensorXf(grad_crop), sensor=view.sensor, seed=view.seed + 1_000_003
             )
@@ -376,10 +400,14 @@ class _Views(torch.autograd.Function):
         return (None,) * 3 + tuple(grads)
 
 
-def launch(target: MitsubaScene, views: Sequence[View], updates: dict) -> tuple[torch.Tensor, ...]:
+def launch(
+    target: MitsubaScene, views: Sequence[View], updates: dict
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Render ``views`` of ``target`` with the parameter ``updates`` (key -> tensor) set once, as a
-    differentiable torch op; one (H, W, 3) image per view, zero outside its window."""
-    return _Views.apply(target, tuple(views), tuple(updates), *updates.values())
+    differentiable torch op: per view an (H, W, 3) image (its background outside the window) and
+    the (H, W) coverage of its samples (not differentiable)."""
+    outputs = _Views.apply(target, tuple(views), tuple(updates), *updates.values())
+    return outputs[: len(views)], outputs[len(views) :]
 
 
 def padded_envmap(image: torch.Tensor) -> torch.Tensor:
