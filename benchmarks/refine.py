@@ -1,9 +1,11 @@
-"""Whole refinements, the renderer's two scene layouts side by side in one run.
+"""Whole refinements, the renderer's paths side by side in one run.
 
 For each method it synthesises one problem (InterHand2.6M's layout, ``--shrink`` of its
-resolution) and refines it twice in fresh processes, once per layout (``shared``: one world
-scene for all cameras; ``per_camera``: the previous path, each camera in its own film space),
-timing the whole refinement and reading the peak resident memory. SMVR refines one frame
+resolution) and refines it in fresh processes, once per path (``--paths``, as in
+``render.py``: ``traced``, one world scene and the background colour in the ray tracer;
+``composite``, the same scene with a coverage render per view; ``per_camera``, each camera in
+its own film space, composited: the path before the speed issue), timing the whole refinement
+and reading the peak resident memory. SMVR refines one frame
 with its full 230-iteration schedule unless ``--iterations`` shortens it; DMVR refines a video
 (``--frames``) for ``--iterations`` of the full stage. Rows are printed with the speed-up and
 appended to a CSV (default ``benchmarks/refine.csv``).
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import append_rows, in_child, machine  # noqa: E402  (shared with the renderer benchmark)
+from render import PATHS, append_rows, in_child, machine, path_of  # noqa: E402  (shared with the renderer benchmark)
 
 
 def run_one(config: dict) -> dict:
@@ -51,7 +53,7 @@ def run_one(config: dict) -> dict:
                 dataclasses.replace(s, iterations=max(1, s.iterations * config["iterations"] // total))
                 for s in schedule
             )
-        settings = SMVRSettings(schedule=schedule, layout=config["layout"])
+        settings = SMVRSettings(schedule=schedule, layout=config["layout"], backdrop=config["backdrop"])
         start = time.perf_counter()
         result = refine_frame(
             problem.model,
@@ -75,7 +77,11 @@ def run_one(config: dict) -> dict:
         problem = make_sequence_problem(root, case, config["frames"], scale)
         iterations = config["iterations"] or 10
         settings = DMVRSettings(
-            schedule=(Stage(DMVR_GROUPS, iterations),), texture_size=512, lod_levels=6, layout=config["layout"]
+            schedule=(Stage(DMVR_GROUPS, iterations),),
+            texture_size=512,
+            lod_levels=6,
+            layout=config["layout"],
+            backdrop=config["backdrop"],
         )
         start = time.perf_counter()
         result = refine_sequence(
@@ -103,7 +109,7 @@ def main(argv=None) -> None:
     parser.add_argument("--shrink", type=int, default=2, help="image size: InterHand2.6M's / shrink (2: 167x256)")
     parser.add_argument("--frames", type=int, default=3, help="DMVR's video length")
     parser.add_argument("--iterations", type=int, default=0, help="0: SMVR's whole schedule, DMVR 10")
-    parser.add_argument("--layouts", nargs="+", default=["shared", "per_camera"])
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     parser.add_argument("--csv", type=Path, default=Path(__file__).with_name("refine.csv"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -112,10 +118,12 @@ def main(argv=None) -> None:
         return
     rows = []
     for method in args.methods:
-        for layout in args.layouts:
+        for path in args.paths:
+            layout, backdrop = PATHS[path]
             config = {
                 "method": method,
                 "layout": layout,
+                "backdrop": backdrop,
                 "cameras": args.cameras,
                 "shrink": args.shrink,
                 "frames": args.frames if method == "dmvr" else 1,
@@ -126,7 +134,7 @@ def main(argv=None) -> None:
                 continue
             rows.append(row)
             print(
-                f"{method} {layout:>10}: {row['seconds']:.1f} s ({row['total_iterations']} iterations x "
+                f"{method} {path:>10}: {row['seconds']:.1f} s ({row['total_iterations']} iterations x "
                 f"{row['frames']} frames x {row['cameras']} cameras), "
                 f"{row['seconds_per_view_frame_iteration']:.4f} s per camera x frame x iteration, "
                 f"eps_v {row['eps_v_mm']} mm, peak {row['peak_rss_mb']:.0f} MB",
@@ -136,10 +144,11 @@ def main(argv=None) -> None:
         return
     append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row} for row in rows])
     for method in args.methods:
-        by_layout = {r["layout"]: r for r in rows if r["method"] == method}
-        if {"shared", "per_camera"} <= set(by_layout):
-            ratio = by_layout["per_camera"]["seconds"] / by_layout["shared"]["seconds"]
-            print(f"{method}: shared layout {ratio:.2f}x faster than per_camera")
+        by_path = {path_of(r): r for r in rows if r["method"] == method}
+        for path, row in by_path.items():
+            if path != "per_camera" and "per_camera" in by_path:
+                ratio = by_path["per_camera"]["seconds"] / row["seconds"]
+                print(f"{method}: {path} {ratio:.2f}x faster than per_camera")
 
 
 if __name__ == "__main__":

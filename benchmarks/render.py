@@ -11,11 +11,19 @@ in a fresh process (so that peak memory is that configuration's own):
 - the Dr.Jit kernel launches of one iteration (``dr.JitFlag.KernelHistory``);
 - the process's peak resident memory.
 
-The ray tracer runs in both scene layouts (``shared``: one world scene for all cameras;
-``per_camera``: each camera in its own film space, the path before the speed issue), so
-old and new are compared in one run. It prints a table with the ratios the renderer issue
-asks for, and the fixed cost per view (the intercept of time against spp, from spp 1 and 4),
-and appends every row to a CSV (default ``benchmarks/render.csv``) with the machine it ran on.
+Every view is rendered over a background colour, as the methods render. The ray tracer runs
+along three paths (``--paths``), so old and new are compared in one run:
+
+- ``traced``: one world scene for all cameras, the background seen by the camera rays that miss
+  the hand (one projective render per view; the default since 0.4);
+- ``composite``: the same scene, the background composited with a differentiable coverage
+  render (two per view; 0.3);
+- ``per_camera``: each camera in its own film space, composited (the path before the speed issue).
+
+It prints a table with the ratios the renderer issue asks for, and the fixed cost per view (the
+intercept of time against spp, from spp 1 and 4), and appends every row to a CSV (default
+``benchmarks/render.csv``) with the machine it ran on. The CSV's ``backdrop`` column says
+``black`` for rows measured before the benchmark rendered backgrounds.
 
     python benchmarks/render.py                         # the full grid (GPU-sized)
     python benchmarks/render.py --views 1 8 --spp 1 4   # a CPU-sized subset
@@ -36,16 +44,35 @@ import time
 from pathlib import Path
 
 SIZES = {"full": (334, 512), "quarter": (167, 256)}  # InterHand2.6M's images, and half of each side
+#: The ray tracer's paths: (scene layout, how the background is rendered).
+PATHS = {
+    "traced": ("shared", "traced"),
+    "composite": ("shared", "composite"),
+    "per_camera": ("per_camera", "composite"),
+}
+BACKGROUND = (0.3, 0.35, 0.4)  # every view's, as SMVR and DMVR estimate one colour per camera
 
 
 def append_rows(path: Path, rows: list[dict]) -> None:
-    """Append ``rows`` to the CSV at ``path`` (the header first when the file is new)."""
-    new = not path.is_file()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    """Append ``rows`` to the CSV at ``path`` (the header first when the file is new). When the
+    rows bring columns the file lacks, the file is rewritten with them (earlier rows blank there)."""
+    fields = list(rows[0])
+    earlier: list[dict] = []
+    if path.is_file():
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            if header != fields:
+                earlier = list(reader)
+        if header == fields:
+            with path.open("a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=fields).writerows(rows)
+            return
+        fields = header + [f for f in fields if f not in header]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(earlier + rows)
 
 
 def in_child(script: str, config: dict) -> dict | None:
@@ -104,7 +131,11 @@ def run_one(config: dict) -> dict:
     light = lighting.uniform(0.8)
     light[2] = torch.tensor([0.4, 0.4, 0.4])
     settings = RenderSettings(
-        mode=config["mode"], generator=config["generator"], spp=config["spp"], layout=config["layout"]
+        mode=config["mode"],
+        generator=config["generator"],
+        spp=config["spp"],
+        layout=config["layout"],
+        backdrop=config["backdrop"] if config["generator"] == "raytrace" else "composite",
     )
     renderer = Renderer(cameras, surface, settings)
     generator = torch.Generator().manual_seed(0)
@@ -114,7 +145,7 @@ def run_one(config: dict) -> dict:
         shift = torch.zeros(3, requires_grad=True)
         tex = texture.clone().requires_grad_(True)
         sh = light.clone().requires_grad_(config["mode"] == "radiance")
-        rendered = renderer.render(vertices + shift, tex, sh)
+        rendered = renderer.render(vertices + shift, tex, sh, backgrounds=[BACKGROUND] * len(cameras))
         loss = sum((w * image).sum() for w, image in zip(weights, rendered.images))
         loss.backward()
         return float(loss)
@@ -179,7 +210,7 @@ def main(argv=None) -> None:
     parser.add_argument("--spp", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--modes", nargs="+", default=["reflectance", "radiance"])
     parser.add_argument("--generators", nargs="+", default=["raytrace", "raster"])
-    parser.add_argument("--layouts", nargs="+", default=["shared", "per_camera"], help="the ray tracer's")
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS), help="the ray tracer's")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--csv", type=Path, default=Path(__file__).with_name("render.csv"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -188,11 +219,11 @@ def main(argv=None) -> None:
         print(json.dumps(run_one(json.loads(args.one))))
         return
     rows = []
-    grid = itertools.product(args.views, args.sizes, args.spp, args.modes, args.generators, args.layouts)
-    for views, size, spp, mode, generator, layout in grid:
-        if generator == "raster" and layout != args.layouts[0]:
-            continue  # the raster baseline has one layout (film space); measured once
-        layout = layout if generator == "raytrace" else "per_camera"
+    grid = itertools.product(args.views, args.sizes, args.spp, args.modes, args.generators, args.paths)
+    for views, size, spp, mode, generator, path in grid:
+        if generator == "raster" and path != args.paths[0]:
+            continue  # the raster baseline has one path (film space, composited); measured once
+        layout, backdrop = PATHS[path] if generator == "raytrace" else ("per_camera", "composite")
         config = {
             "views": views,
             "size": size,
@@ -200,6 +231,7 @@ def main(argv=None) -> None:
             "mode": mode,
             "generator": generator,
             "layout": layout,
+            "backdrop": backdrop,
             "repeat": args.repeat,
         }
         row = in_child(__file__, config)
@@ -208,7 +240,7 @@ def main(argv=None) -> None:
         row["throughput_ratio"] = round(row["plain_rays_s"] / row["iteration_s"], 4)
         rows.append(row)
         print(
-            f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8} {layout:>10}: "
+            f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8} {layout:>10} {backdrop:>9}: "
             f"{row['iteration_s']:.3f} s/iter, plain rays {row['plain_rays_s']:.4f} s, "
             f"ratio {row['throughput_ratio']:.3f}, {row['launches']} launches, peak {row['peak_rss_mb']:.0f} MB",
             flush=True,
@@ -219,43 +251,46 @@ def main(argv=None) -> None:
     print_ratios(rows)
 
 
+def path_of(row: dict) -> str:
+    """The path a row measured: a key of :data:`PATHS`, or ``raster``."""
+    if row.get("generator", "raytrace") == "raster":
+        return "raster"
+    return next(name for name, path in PATHS.items() if path == (row["layout"], row["backdrop"]))
+
+
 def print_ratios(rows: list[dict]) -> None:
-    """The issue's ratios, for each configuration where both sides were measured."""
-    index = {(r["views"], r["size"], r["spp"], r["mode"], r["generator"], r["layout"]): r for r in rows}
+    """The issue's ratios, for each configuration where both sides were measured: per path, ray
+    tracing against the raster baseline, the oldest path (per_camera) against it, and the
+    differentiable samples' throughput against plain rays; then the fixed cost per view."""
+    index = {(r["views"], r["size"], r["spp"], r["mode"], path_of(r)): r for r in rows}
     nan = float("nan")
 
-    def seconds(views, size, spp, mode, generator, layout):
-        row = index.get((views, size, spp, mode, generator, layout))
+    def seconds(views, size, spp, mode, path):
+        row = index.get((views, size, spp, mode, path))
         return row["iteration_s"] if row else nan
 
     print(
-        "\nviews size    spp layout      raytrace/raster (refl, rad)  old/new (refl, rad)  "
+        "\nviews size    spp path        raytrace/raster (refl, rad)  per_camera/path (refl, rad)  "
         "diff samples/s / plain rays/s (refl)"
     )
+    modes = ("reflectance", "radiance")
     for views, size, spp in sorted({k[:3] for k in index}):
-        for layout in ("shared", "per_camera"):
-            traced = index.get((views, size, spp, "reflectance", "raytrace", layout))
+        for path in PATHS:
+            traced = index.get((views, size, spp, "reflectance", path))
             if traced is None:
                 continue
-            ratios = [
-                seconds(views, size, spp, m, "raytrace", layout) / seconds(views, size, spp, m, "raster", "per_camera")
-                for m in ("reflectance", "radiance")
-            ]
-            speedup = [
-                seconds(views, size, spp, m, "raytrace", "per_camera")
-                / seconds(views, size, spp, m, "raytrace", layout)
-                for m in ("reflectance", "radiance")
-            ]
+            ratios = [seconds(views, size, spp, m, path) / seconds(views, size, spp, m, "raster") for m in modes]
+            speedup = [seconds(views, size, spp, m, "per_camera") / seconds(views, size, spp, m, path) for m in modes]
             print(
-                f"{views:>5} {size:>7} {spp:>3} {layout:<10} {ratios[0]:>10.2f} {ratios[1]:>8.2f}  "
-                f"{speedup[0]:>10.2f} {speedup[1]:>8.2f}  {traced['throughput_ratio']:>20.3f}"
+                f"{views:>5} {size:>7} {spp:>3} {path:<10} {ratios[0]:>10.2f} {ratios[1]:>8.2f}  "
+                f"{speedup[0]:>14.2f} {speedup[1]:>8.2f}  {traced['throughput_ratio']:>24.3f}"
             )
     print("\nfixed cost per view (ms; intercept of s/iteration against spp, from spp 1 and 4)")
-    for views, size, mode, layout in sorted({(k[0], k[1], k[3], k[5]) for k in index if k[4] == "raytrace"}):
-        one, four = (seconds(views, size, spp, mode, "raytrace", layout) for spp in (1, 4))
+    for views, size, mode, path in sorted({(k[0], k[1], k[3], k[4]) for k in index}):
+        one, four = (seconds(views, size, spp, mode, path) for spp in (1, 4))
         if one == one and four == four:
             intercept = one - (four - one) / 3.0
-            print(f"{views:>5} {size:>7} {mode:>11} {layout:<10} {1000 * intercept / views:8.1f}")
+            print(f"{views:>5} {size:>7} {mode:>11} {path:<10} {1000 * intercept / views:8.1f}")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from handlib.rendering import lighting
 from handlib.rendering.backproject import backproject_texture
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, srgb_decode, srgb_encode
 from handlib.rendering.renderer import Renderer, RenderSettings
-from handlib.rendering.scene import Layout
+from handlib.rendering.scene import Backdrop, Layout
 
 #: Canny thresholds (on 0-255 grey levels) for the edge term, and the edge maps' dilation (px).
 CANNY_LOW, CANNY_HIGH = 40, 120
@@ -99,6 +99,7 @@ class DMVRSettings:
     spp: int = 4
     silhouette_spp: int = 1
     layout: Layout = "shared"  # the renderer's scenes: see handlib.rendering.scene
+    backdrop: Backdrop = "traced"  # the background colour in the ray tracer, or composited
     seed: int = 0
     divergence_factor: float = 10.0
     # Two hands (refine_videos): weight of the interpenetration term E3 (mean squared penetration
@@ -206,6 +207,7 @@ def refine_videos(
             spp=settings.spp,
             silhouette_spp=settings.silhouette_spp,
             layout=settings.layout,
+            backdrop=settings.backdrop,
             seed=settings.seed,
         ),
     )

@@ -49,7 +49,7 @@ from handlib.model.hand import HandModel, HandParams
 from handlib.rendering.backproject import backproject_texture
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
-from handlib.rendering.scene import Layout
+from handlib.rendering.scene import Backdrop, Layout
 
 GEOMETRY = ("global_orient", "hand_pose", "betas", "transl")
 
@@ -74,6 +74,7 @@ class SMVRSettings:
     spp: int = 4
     silhouette_spp: int = 1
     layout: Layout = "shared"  # the renderer's scenes: see handlib.rendering.scene
+    backdrop: Backdrop = "traced"  # the background colour in the ray tracer, or composited
     seed: int = 0
     divergence_factor: float = 10.0
     # Re-back-project the colour map from the current geometry after each geometry stage (a handlib
@@ -168,6 +169,7 @@ def refine_hands(
             spp=settings.spp,
             silhouette_spp=settings.silhouette_spp,
             layout=settings.layout,
+            backdrop=settings.backdrop,
             seed=settings.seed,
         ),
     )
