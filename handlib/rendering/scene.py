@@ -81,7 +81,8 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class Rendered:
-    """Per camera, in the cameras' order: ``images[c]`` (H, W, 3) linear RGB, ``alphas[c]`` (H, W)."""
+    """Per camera, in the cameras' order: ``images[c]`` (H, W, 3) linear RGB, ``alphas[c]`` (H, W)
+    coverage (differentiable where the ray tracer composites, see ``RenderSettings.backdrop``)."""
 
     images: tuple[torch.Tensor, ...]
     alphas: tuple[torch.Tensor, ...]
