@@ -342,8 +342,8 @@ class _Views(torch.autograd.Function):
                 if width > 0:
                     crop = _render_window(target, view)
                     image[y0 : y0 + height, x0 : x0 + width] = crop.torch().to(image.device)
-                images.append(image[..., :3])
-                alphas.append(image[..., 3])
+                images.append(image[..., :3].contiguous())
+                alphas.append(image[..., 3].contiguous())
         ctx.mark_non_differentiable(*alphas)
         return tuple(images) + tuple(alphas)
 
@@ -372,7 +372,7 @@ class _Views(torch.autograd.Function):
             x0, y0, width, height = view.window
             if grad_image is None or width == 0:
                 continue
-            grad_crop = torch.zeros(height, width, 4)
+            grad_crop = torch.zeros(height, width, 4, device=grad_image.device)  # none for alpha
             grad_crop[..., :3] = grad_image[y0 : y0 + height, x0 : x0 + width]
             if not bool(grad_crop.any()):
                 continue
