@@ -8,7 +8,8 @@ in a fresh process (so that peak memory is that configuration's own):
 - the time Mitsuba takes to cast the same number of plain primary rays at the same
   mesh (``ray_intersect_preliminary``: no shading, no gradients), measured in the
   same process, so the ratio is free of machine noise between runs;
-- the Dr.Jit kernel launches of one iteration (``dr.JitFlag.KernelHistory``);
+- the Dr.Jit kernel launches of one iteration and the time its kernels ran
+  (``dr.JitFlag.KernelHistory``), so that the fixed cost per view splits into kernels and the rest;
 - the process's peak resident memory.
 
 Every view is rendered over a background colour, as the methods render. The ray tracer runs
@@ -154,7 +155,10 @@ def run_one(config: dict) -> dict:
     with dr.scoped_set_flag(dr.JitFlag.KernelHistory, True):
         dr.kernel_history()  # empties it
         iteration()
-        launches = len(dr.kernel_history())
+        dr.sync_thread()
+        history = dr.kernel_history()
+    launches = len(history)
+    kernel_s = sum(k.get("execution_time", 0.0) for k in history) / 1000.0  # Dr.Jit reports ms
     times = []
     for _ in range(config["repeat"]):
         start = time.perf_counter()
@@ -200,6 +204,7 @@ def run_one(config: dict) -> dict:
         "plain_rays_s": float(np.median(ray_times)),
         "peak_rss_mb": round(peak_mb, 1),
         "launches": launches,
+        "kernel_s": round(kernel_s, 4),
     }
 
 
@@ -285,12 +290,16 @@ def print_ratios(rows: list[dict]) -> None:
                 f"{views:>5} {size:>7} {spp:>3} {path:<10} {ratios[0]:>10.2f} {ratios[1]:>8.2f}  "
                 f"{speedup[0]:>14.2f} {speedup[1]:>8.2f}  {traced['throughput_ratio']:>24.3f}"
             )
-    print("\nfixed cost per view (ms; intercept of s/iteration against spp, from spp 1 and 4)")
+    print("\nfixed cost per view (ms; intercept against spp, from spp 1 and 4): whole iteration, its kernels")
     for views, size, mode, path in sorted({(k[0], k[1], k[3], k[4]) for k in index}):
-        one, four = (seconds(views, size, spp, mode, path) for spp in (1, 4))
-        if one == one and four == four:
-            intercept = one - (four - one) / 3.0
-            print(f"{views:>5} {size:>7} {mode:>11} {path:<10} {1000 * intercept / views:8.1f}")
+        pair = [index.get((views, size, spp, mode, path)) for spp in (1, 4)]
+        if None in pair:
+            continue
+        intercepts = []
+        for column in ("iteration_s", "kernel_s"):
+            one, four = (float(row.get(column, nan)) for row in pair)
+            intercepts.append(1000 * (one - (four - one) / 3.0) / views)
+        print(f"{views:>5} {size:>7} {mode:>11} {path:<10} {intercepts[0]:8.1f} {intercepts[1]:8.1f}")
 
 
 if __name__ == "__main__":

@@ -237,11 +237,20 @@ def test_joint_video_refinement_shares_the_light_and_reports_each_hand():
         refine_videos(hands, video[0].cameras, images[:1], [0], settings)
 
 
+#: The joint video test's bound on the deepest penetration (mm). The hands start apart; over 10 runs
+#: here (seeds 0-5 traced, 0-3 composite) the deepest frame ended at 0.0-0.66 mm traced and
+#: 0.34-1.84 mm composite, and one fresh-clone run of seed 0 at 1.34 mm where the same seed gives 0.0
+#: here (Dr.Jit's parallel sums are not bit-reproducible, and 50 iterations amplify that): 1 mm
+#: was the edge of the spread, not a bound. Separate refinement ends 4.9 mm deep on the quick
+#: book's video of this interaction, so the bound still fails hands that pass through each other.
+VIDEO_PENETRATION_MM = 2.5
+
+
 @pytest.mark.slow
 def test_joint_video_refinement_brings_both_hands_closer_without_passing_through():
     """Held out (no weight or setting was chosen on this interaction or seed): a 2-frame video,
     4 cameras, half of DMVR's schedule; each hand's mean eps_v over the frames must fall by a
-    fifth and the deepest penetration end within 1 mm."""
+    fifth and the deepest penetration end within :data:`VIDEO_PENETRATION_MM`."""
     video = draw_pair_video("palm_on_back", 9, 2, PairSettings(cameras=4, texture_size=256))
     hands = [
         VideoHand(video[0].hands[k].model, [f.hands[k].initial for f in video], [f.hands[k].truth for f in video])
@@ -257,7 +266,7 @@ def test_joint_video_refinement_brings_both_hands_closer_without_passing_through
         assert after < 0.8 * before, (k, before, after)
     for t, frame in enumerate(video):
         refined = [h.model(r.params[t]).vertices[0].detach() for h, r in zip(frame.hands, results)]
-        assert interaction_errors(frame.surfaces, refined, frame.contact)["penetration_mm"] < 1.0
+        assert interaction_errors(frame.surfaces, refined, frame.contact)["penetration_mm"] < VIDEO_PENETRATION_MM
 
 
 @pytest.fixture(scope="module")
