@@ -372,10 +372,11 @@ class _Views(torch.autograd.Function):
             x0, y0, width, height = view.window
             if grad_image is None or width == 0:
                 continue
-            grad_crop = torch.zeros(height, width, 4, device=grad_image.device)  # none for alpha
-            grad_crop[..., :3] = grad_image[y0 : y0 + height, x0 : x0 + width]
-            if not bool(grad_crop.any()):
+            grad_window = grad_image[y0 : y0 + height, x0 : x0 + width]
+            if not bool(grad_window.any()):
                 continue
+            grad_crop = torch.zeros(height, width, 4, device=grad_image.device)  # none for alpha
+            grad_crop[..., :3] = grad_window
             if done and fresh:
                 for j, variable in zip(
                     fresh, target.set([keys[j] for j in fresh], [values[j] for j in fresh], [True] * len(fresh))
