@@ -14,7 +14,9 @@ cameras of 167x256, a 512 atlas of 7 levels, 10 mm annotation noise), two measur
 
 Prints, and appends to ``dmvr_albedo.csv``: eps_v before and after, the albedo's robust PSNR
 against the true skin (after the best 3x4 colour transform) over the hand's texels and over those
-some camera saw, the re-render's robust PSNR under a light neither was fitted under (the chapter's
+some camera saw, the same over the seen texels for the texture Adam left (``optimised_psnr_seen``:
+with ``--albedo demodulated``, the default, the result's albedo is estimated again in closed form
+at the refined hand; the pair is measured on one run), the re-render's robust PSNR under a light neither was fitted under (the chapter's
 ``relight_psnr_overlap``), and the light's direction error.
 
     .venv/bin/python benchmarks/dmvr_albedo.py                  # 2 videos x 2 starts, ~8 min on 2 cores
@@ -46,7 +48,14 @@ from render import append_rows, machine  # noqa: E402
 from handlib.data.mismatch import Mismatch  # noqa: E402
 from handlib.data.realism import IDEAL, Realism  # noqa: E402
 from handlib.data.synth import studio_light  # noqa: E402
-from handlib.experiments.study import Case, Scale, make_sequence_problem, refine_video, relight  # noqa: E402
+from handlib.experiments.study import (  # noqa: E402
+    Case,
+    Scale,
+    make_sequence_problem,
+    refine_video,
+    relight,
+    texture_psnr,
+)
 from handlib.methods.dmvr import DMVRSettings  # noqa: E402
 from handlib.methods.schedule import DMVR_SCHEDULE, Stage  # noqa: E402
 from handlib.model.hand import HandParams  # noqa: E402
@@ -89,6 +98,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=2, help="how many development videos")
     parser.add_argument("--skip", type=int, default=0, help="start at this development video (0-based)")
     parser.add_argument("--levels", type=int, default=7, help="optimise at most this many coarsest levels (of 7)")
+    parser.add_argument("--albedo", choices=("demodulated", "optimised"), default="demodulated")
     parser.add_argument("--csv", type=Path, default=HERE / "dmvr_albedo.csv")
     args = parser.parse_args()
     base = DMVRSettings(schedule=DMVR_SCHEDULE, texture_size=512, lod_levels=7)
@@ -109,7 +119,8 @@ def main() -> None:
                         "closest hand, appearance only": (closest, APPEARANCE_ONLY),
                     }
                 for start, (posed, schedule) in variants.items():
-                    record, result = refine_video(posed, replace(base, schedule=capped(schedule, args.levels)))
+                    settings = replace(base, schedule=capped(schedule, args.levels), albedo=args.albedo)
+                    record, result = refine_video(posed, settings)
                     relit = relight(posed, 0, result.params[0], result.texture, new_light)
                     row = {
                         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -123,6 +134,8 @@ def main() -> None:
                         "eps_v_after": round(record["eps_v_after"], 3),
                         "texture_psnr": round(record["texture_psnr"], 2),
                         "texture_psnr_seen": round(record["texture_psnr_seen"], 2),
+                        "optimised_psnr_seen": round(texture_psnr(posed, result.optimised_texture, result.seen), 2),
+                        "albedo": settings.albedo,
                         "relight_psnr_overlap": round(relit.psnr, 2),
                         "light_direction_error_deg": round(record["light_direction_error_deg"], 1),
                         "seconds": round(record["seconds"], 1),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from handlib.experiments.study import Case, Scale, geometry_errors, make_sequence_problem
+from handlib.experiments.study import Case, Scale, geometry_errors, make_sequence_problem, texture_psnr
 from handlib.geometry.surface import HandSurface
 from handlib.methods import lod, metrics
 from handlib.methods.dmvr import DMVRSettings, edge_map, refine_sequence
@@ -175,6 +175,10 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     surface = HandSurface.of(problem.model)
     _, covered = rasterize_atlas(surface, torch.zeros(surface.num_vertices, 1), 128)
     assert not (result.seen & ~covered).any() and 0.3 < result.seen[covered].mean() < 0.95
+    # The albedo in closed form at the refined hand (the default) against the texture Adam left:
+    # measured over seeds 0-2, 30.02 / 30.29 / 29.88 dB against 28.65 / 28.84 / 28.39 (+1.4 dB each).
+    demodulated, optimised = (texture_psnr(problem, t, result.seen) for t in (result.texture, result.optimised_texture))
+    assert demodulated > optimised + 0.7, (demodulated, optimised)
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ from handlib.methods.temporal import temporal_prior
 from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering import lighting
-from handlib.rendering.backproject import backproject_texture
+from handlib.rendering.backproject import SHADOW_WEIGHT, Baked, backproject_texture
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, srgb_decode, srgb_encode
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
@@ -93,6 +93,13 @@ class DMVRSettings:
     # which lets colour and scale trade between light and albedo (see the book's Differences page).
     light_gauge: str = "grey"
     colour_transforms: bool = True
+    # "demodulated": after the optimisation, each hand's albedo is estimated again in closed form at
+    # the refined geometry, light and colour transforms: the images divided by a render of the hand
+    # with a white albedo at ``shading_spp`` samples (least squares per texel over frames and
+    # cameras), free of the Monte Carlo speckle that Adam's 4-spp gradients leave in the optimised
+    # texture; "optimised": the optimised texture itself (the paper). See the book's Differences page.
+    albedo: str = "demodulated"
+    shading_spp: int = 256
     texture_size: int = 1024
     lod_levels: int = 8
     sh_bands: int = 2  # 2 bands x RGB = the paper's 12 coefficients
@@ -113,6 +120,8 @@ class DMVRSettings:
         lod.level_sizes(self.texture_size, self.lod_levels)  # ValueError when they do not fit
         if self.light_gauge not in ("grey", "free"):
             raise ValueError(f"light_gauge must be 'grey' or 'free', got {self.light_gauge!r}.")
+        if self.albedo not in ("demodulated", "optimised"):
+            raise ValueError(f"albedo must be 'demodulated' or 'optimised', got {self.albedo!r}.")
         for stage in self.schedule:
             unknown = set(stage.optimise) - set(DMVR_GROUPS)
             if unknown or stage.iterations < 0:
@@ -130,6 +139,9 @@ class DMVRResult:
     best_iteration: int
     seconds: float
     seen: np.ndarray | None = field(default=None, repr=False)  # (S, S) texels some camera saw in some frame
+    optimised_texture: torch.Tensor | None = field(
+        default=None, repr=False
+    )  # the texture Adam left (albedo="optimised": the same)
 
 
 def edge_map(image: np.ndarray) -> np.ndarray:
@@ -422,18 +434,91 @@ def refine_videos(
         watch=looked_at if watch else None,
     )
     best_motion, best_levels, best_light, best_transforms = outcome.best_state
+    params = [[frame_params(k, t, best_motion[k]) for t in range(count)] for k in range(len(hands))]
+    textures = [visibility.fill(lod.compose(h).clamp(0.0, 1.0)) for visibility, h in zip(visibilities, best_levels)]
+    seens = [visibility.seen for visibility in visibilities]
+    optimised = textures
+    if settings.albedo == "demodulated":
+        with torch.no_grad():
+            vertices = [[hand.model(p[t]).vertices[0] for hand, p in zip(hands, params)] for t in range(count)]
+        bakes = demodulated_albedo(
+            surfaces,
+            cameras,
+            observed,
+            vertices,
+            light_of(best_light),
+            best_transforms,
+            encoded_backgrounds,
+            settings.texture_size,
+            settings.shading_spp,
+            settings.layout,
+        )
+        textures, seens = [b.texture.clamp(0.0, 1.0) for b in bakes], [b.seen for b in bakes]
     seconds = time.perf_counter() - start
     return [
         DMVRResult(
-            [frame_params(k, t, best_motion[k]) for t in range(count)],
-            visibility.fill(lod.compose(hand_levels).clamp(0.0, 1.0)),
+            params[k],
+            textures[k],
             light_of(best_light),
             best_transforms,
             outcome.history,
             outcome.diverged,
             outcome.best_iteration,
             seconds,
-            visibility.seen,
+            seens[k],
+            optimised[k],
         )
-        for k, (visibility, hand_levels) in enumerate(zip(visibilities, best_levels))
+        for k in range(len(hands))
     ]
+
+
+def demodulated_albedo(
+    surfaces: Sequence[HandSurface],
+    cameras: Sequence[Camera],
+    observed: Sequence[Sequence[torch.Tensor]],
+    vertices: Sequence[Sequence[torch.Tensor]],
+    light: torch.Tensor,
+    transforms: torch.Tensor,
+    backgrounds: Sequence[torch.Tensor],
+    size: int,
+    spp: int = 256,
+    layout: Layout = "shared",
+) -> list[Baked]:
+    """Each hand's (size, size, 3) linear albedo in closed form, given the rest of a DMVR
+    estimate: ``observed[t][c]`` (sRGB-encoded, [0, 1]) of frame t in camera c, ``vertices[t][k]``
+    hand k's model vertices, the SH ``light``, the (C, 3, 4) colour ``transforms`` and each
+    camera's (encoded) background colour. Every frame's images are decoded, each camera's transform
+    is undone, and they are divided by the shading (the hands rendered with a white albedo under the
+    light at ``spp`` samples, shadows included): per texel, the least-squares albedo over all frames
+    and cameras that saw it (:func:`backproject_texture`); texels none saw are filled."""
+    together = surfaces[0] if len(surfaces) == 1 else HandSurface.together(surfaces)
+    renderer = Renderer(cameras, together, RenderSettings(mode="radiance", spp=spp, layout=layout))
+    white = torch.ones(size, size * len(surfaces), 3)
+    transforms = transforms.detach().double()
+    inverses = torch.linalg.inv(transforms[:, :, :3])
+    sums = [np.zeros((size, size, 3)) for _ in surfaces]
+    weights = [np.zeros((size, size, 3)) for _ in surfaces]
+    first = [None] * len(surfaces)
+    for row, frame in zip(observed, vertices):
+        with torch.no_grad():
+            shading = [image.double().numpy() for image in renderer.render(torch.cat(frame), white, light).images]
+        linear = [
+            ((srgb_decode(image).double() - transform[:, 3]) @ inverse.T).numpy()
+            for image, transform, inverse in zip(row, transforms, inverses)
+        ]
+        scene = occluders(together, frame)
+        encoded = [image.numpy() for image in row]
+        for k, hand_surface in enumerate(surfaces):
+            baked = backproject_texture(
+                hand_surface, frame[k], cameras, encoded, size, backgrounds, scene, shading=shading, linear=linear
+            )
+            sums[k] += baked.texture.double().numpy() * baked.weights
+            weights[k] += baked.weights
+            first[k] = first[k] or baked
+    bakes = []
+    for total, weight, baked in zip(sums, weights, first):
+        seen = weight.min(-1) > SHADOW_WEIGHT
+        albedo = np.where(seen[..., None], total / np.maximum(weight, 1e-12), 0.5)
+        combined = replace(baked, seen=seen, weights=weight)
+        bakes.append(replace(combined, texture=combined.fill(torch.as_tensor(albedo))))
+    return bakes

@@ -48,19 +48,24 @@ FILL_NEIGHBOURS, FILL_NORMAL_MM = 8, 10.0
 #: cameras saw) otherwise visits most of a dense tree. 1024^2 atlas, 3 cameras of 41x64: 107 s for
 #: one fill of 154k texels from 229k exact; 2.3 s this way.
 FILL_SOURCES, FILL_EPS = 20_000, 0.5
+#: With a shading given, a texel whose summed weighted squared shading is below this (a texel seen
+#: only in deep shadow, or only where the shading render has no hand) is not estimated but filled.
+SHADOW_WEIGHT = 1e-4
 
 
 @dataclass
 class Baked:
     """A back-projected colour map: ``texture`` (S, S, 3), the texels that lie on the hand
     (``covered``) and those some camera saw (``seen``, a subset), and each covered texel's surface
-    point and normal (``points``, ``normals``: (S, S, 3), mm) for :meth:`fill`."""
+    point and normal (``points``, ``normals``: (S, S, 3), mm) for :meth:`fill`, and how much evidence each
+    texel's value rests on (``weights``), to combine several frames' colour maps."""
 
     texture: torch.Tensor
     seen: np.ndarray
     covered: np.ndarray
     points: np.ndarray
     normals: np.ndarray
+    weights: np.ndarray | None = None  # (S, S, 3): each texel's summed sample weight (w, or w s^2)
 
     @property
     def fraction(self) -> float:
@@ -162,19 +167,31 @@ def backproject_texture(
     size: int = 512,
     backgrounds: Sequence | None = None,
     scene: mi.Scene | None = None,
+    shading: Sequence[np.ndarray] | None = None,
+    linear: Sequence[np.ndarray] | None = None,
 ) -> Baked:
     """The (size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
     whose model ``vertices`` (V, 3) mm are given; ``backgrounds`` (per camera, RGB in the images'
     encoding) leaves out samples that show the background. ``scene``: what the visibility rays
     are cast at (default: this hand alone); one that holds every hand of the frame
     (:func:`surface_scene` of :meth:`HandSurface.together`) keeps a hand hidden by the other
-    out of its colour map."""
+    out of its colour map.
+
+    ``shading`` and ``linear`` (per camera, (H, W, 3), both or neither): what each pixel would show
+    were the albedo white (a render of the same hand under the light with texture 1), and the image
+    in the renderer's linear space (decoded, each camera's colour transform undone). The texel's
+    value is then the albedo that explains its samples best in least squares, ``sum w s i / sum w
+    s^2`` per channel (``i`` the linear image's value, ``s`` the shading's, ``w`` the view weight),
+    so the light and its shadows are divided out; a texel whose samples all lie in deep shadow
+    counts as unseen. ``images`` still decide which samples show the background."""
+    if (shading is None) != (linear is None):
+        raise ValueError("backproject_texture takes shading and linear images together, or neither.")
     closed = surface.close(vertices.detach().double())
     attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
     points, normals = attributes[covered, :3], attributes[covered, 3:]
     scene = surface_scene(surface, closed) if scene is None else scene
     total = np.zeros((len(points), 3))
-    weight = np.zeros(len(points))
+    weight = np.zeros((len(points), 3))
     for k, (camera, image) in enumerate(zip(cameras, images)):
         visible, facing, pixels = visible_points(scene, camera, points, normals)
         image = torch.as_tensor(np.asarray(image, dtype=np.float64))
@@ -186,17 +203,29 @@ def backproject_texture(
                 for i, limit in ((0, camera.width), (1, camera.height))
             )
             visible[np.flatnonzero(visible)[near[row, column]]] = False
-        colours = sample_texture(image, torch.as_tensor(pixels[visible] / extent)).numpy()
-        total[visible] += colours * facing[visible, None] ** 2  # frontal views count most
-        weight[visible] += facing[visible] ** 2
-    seen = weight > 0
+        at = torch.as_tensor(pixels[visible] / extent)
+        colours = sample_texture(image, at).numpy()
+        view = facing[visible, None] ** 2  # frontal views count most
+        if shading is None:
+            total[visible] += colours * view
+            weight[visible] += view
+        else:
+            s, i = (
+                sample_texture(torch.as_tensor(np.asarray(a[k], dtype=np.float64)), at).numpy()
+                for a in (shading, linear)
+            )
+            total[visible] += i * s * view
+            weight[visible] += s * s * view
+    seen = weight.min(1) > SHADOW_WEIGHT
     colour = np.full((len(points), 3), 0.5)
-    colour[seen] = total[seen] / weight[seen, None]
+    colour[seen] = total[seen] / weight[seen]
     texture = np.zeros((size, size, 3), np.float64)
     texture[covered] = colour
     seen_texels = np.zeros((size, size), bool)
     seen_texels[covered] = seen
     texel_normals = attributes[..., 3:] / (np.linalg.norm(attributes[..., 3:], axis=-1, keepdims=True) + 1e-12)
-    baked = Baked(torch.zeros(0), seen_texels, covered, attributes[..., :3], texel_normals)
+    weights = np.zeros((size, size, 3))
+    weights[covered] = weight
+    baked = Baked(torch.zeros(0), seen_texels, covered, attributes[..., :3], texel_normals, weights)
     baked.texture = baked.fill(torch.as_tensor(texture))
     return baked
