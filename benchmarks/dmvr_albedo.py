@@ -16,8 +16,8 @@ Prints, and appends to ``dmvr_albedo.csv``: eps_v before and after, the albedo's
 against the true skin (after the best 3x4 colour transform) over the hand's texels and over those
 some camera saw, the same over the seen texels for the texture Adam left (``optimised_psnr_seen``:
 with ``--albedo demodulated``, the default, the result's albedo is estimated again in closed form
-at the refined hand; the pair is measured on one run), the re-render's robust PSNR under a light neither was fitted under (the chapter's
-``relight_psnr_overlap``), and the light's direction error.
+at the refined hand; the pair is measured on one run), the re-render's robust PSNR under a light
+neither was fitted under (the chapter's ``relight_psnr_overlap``), and the light's direction error.
 
     .venv/bin/python benchmarks/dmvr_albedo.py                  # 2 videos x 2 starts, ~8 min on 2 cores
     .venv/bin/python benchmarks/dmvr_albedo.py --runs start     # 2 videos x 5 benchmarks, ~6 min

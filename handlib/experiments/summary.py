@@ -69,6 +69,7 @@ def _dmvr(folder: Path, profile: str) -> str | None:
     ]
     for column, label in (
         ("texture_psnr_seen", "albedo robust PSNR, texels seen (dB)"),
+        ("optimised_texture_psnr_seen", "the texture the optimiser left, same texels (dB)"),
         ("smvr_texture_psnr_seen", "SMVR colour map, same texels (dB)"),
         ("relight_psnr_overlap", "re-render under a new light, robust PSNR where both hands are (dB)"),
         # Runs before the overlap metric compared the union of both silhouettes (outline errors included).
