@@ -1,12 +1,15 @@
 """What limits DMVR's albedo: the geometry, the images or the hand's mismatch with the model?
 
 On development videos that no notebook uses, at the dmvr chapter's quick scale (3 frames, 4
-cameras of 167x256, a 512 atlas of 7 levels, 10 mm annotation noise), two measurements:
+cameras of 167x256, a 512 atlas of 7 levels, 10 mm annotation noise), three measurements:
 
 - ``--runs refine`` (the default): on the realistic benchmark, DMVR as the chapter runs it (from
   the annotations, the full 100-iteration schedule) against DMVR given the best geometry the model
   can reach (each frame's closest model hand: the floor) with only the light, the albedo and the
   colour transforms optimised. Same seed, same video.
+- ``--runs closed``: DMVR's closed-form albedo (``albedo="demodulated"``) given each frame's
+  closest model hand, the true light and identity colour transforms, on the five benchmarks of
+  ``--runs start``: what that estimate reaches when all else is right.
 - ``--runs start``: the albedo DMVR starts from (the observations back-projected on each frame's
   closest model hand and linearised, one iteration on the light alone), on the ideal benchmark,
   with each part of the realistic one alone (a subdivided true surface; the full mismatch of
@@ -22,6 +25,8 @@ neither was fitted under (the chapter's ``relight_psnr_overlap``), and the light
     .venv/bin/python benchmarks/dmvr_albedo.py                  # 2 videos x 2 starts, ~8 min on 2 cores
     .venv/bin/python benchmarks/dmvr_albedo.py --runs start     # 2 videos x 5 benchmarks, ~6 min
     .venv/bin/python benchmarks/dmvr_albedo.py --levels 4       # optimise the 4 coarsest of 7 levels only
+    .venv/bin/python benchmarks/dmvr_albedo.py --runs closed    # the closed-form albedo given geometry and light
+
 
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
@@ -92,9 +97,41 @@ def closest_hands(folder: Path, problem) -> list[HandParams]:
     return [HandParams.from_interhand(fits[str(t)]["right"]) for t in problem.times]
 
 
+def closed_form_psnr(problem, size: int) -> float:
+    """The albedo's robust PSNR on the texels seen when DMVR's closed form is given the geometry
+    (``problem.initial``), the true light and identity colour transforms: what the closed form
+    reaches with all else right."""
+    import torch
+
+    from handlib.geometry.surface import HandSurface
+    from handlib.methods.dmvr import demodulated_albedo
+    from handlib.methods.observations import background_colours, observed_images
+    from handlib.rendering import lighting
+    from handlib.rendering.renderer import Renderer, RenderSettings
+
+    surface = HandSurface.of(problem.model)
+    observed = [observed_images(row, problem.cameras, t) for t, row in enumerate(problem.images)]
+    with torch.no_grad():
+        vertices = [[problem.model(p).vertices[0]] for p in problem.initial]
+        coverage = Renderer(problem.cameras, surface, RenderSettings(mode="radiance", spp=4)).render(
+            vertices[0][0], torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, 2)
+        )
+    (baked,) = demodulated_albedo(
+        [surface],
+        problem.cameras,
+        observed,
+        vertices,
+        torch.as_tensor(problem.true_light, dtype=torch.float32),
+        torch.eye(3, 4).expand(len(problem.cameras), -1, -1),
+        background_colours(observed[0], coverage.alphas),
+        size,
+    )
+    return texture_psnr(problem, baked.texture.clamp(0.0, 1.0), baked.seen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", choices=("refine", "start"), default="refine")
+    parser.add_argument("--runs", choices=("refine", "start", "closed"), default="refine")
     parser.add_argument("--cases", type=int, default=2, help="how many development videos")
     parser.add_argument("--skip", type=int, default=0, help="start at this development video (0-based)")
     parser.add_argument("--levels", type=int, default=7, help="optimise at most this many coarsest levels (of 7)")
@@ -106,11 +143,18 @@ def main() -> None:
     rows = []
     for case in CASES[args.skip : args.skip + args.cases]:
         for benchmark, scale in (
-            BENCHMARKS.items() if args.runs == "start" else [("realistic", BENCHMARKS["realistic"])]
+            BENCHMARKS.items() if args.runs != "refine" else [("realistic", BENCHMARKS["realistic"])]
         ):
             with tempfile.TemporaryDirectory() as folder:
                 problem = make_sequence_problem(folder, case, 3, scale)
                 closest = replace(problem, initial=closest_hands(Path(folder), problem))
+                if args.runs == "closed":
+                    row = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "case": case.key}
+                    row.update(benchmark=benchmark, start="closest hand, closed form under the true light")
+                    row.update(texture_psnr_seen=round(closed_form_psnr(closest, base.texture_size), 2))
+                    print(row, flush=True)
+                    rows.append(row)
+                    continue
                 if args.runs == "start":
                     variants = {"closest hand, start albedo": (closest, START_ONLY)}
                 else:
@@ -119,7 +163,11 @@ def main() -> None:
                         "closest hand, appearance only": (closest, APPEARANCE_ONLY),
                     }
                 for start, (posed, schedule) in variants.items():
-                    settings = replace(base, schedule=capped(schedule, args.levels), albedo=args.albedo)
+                    settings = replace(
+                        base,
+                        schedule=capped(schedule, args.levels),
+                        albedo="optimised" if args.runs == "start" else args.albedo,
+                    )
                     record, result = refine_video(posed, settings)
                     relit = relight(posed, 0, result.params[0], result.texture, new_light)
                     row = {
