@@ -169,6 +169,7 @@ def backproject_texture(
     scene: mi.Scene | None = None,
     shading: Sequence[np.ndarray] | None = None,
     linear: Sequence[np.ndarray] | None = None,
+    masks: Sequence[np.ndarray] | None = None,
 ) -> Baked:
     """The (size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
     whose model ``vertices`` (V, 3) mm are given; ``backgrounds`` (per camera, RGB in the images'
@@ -183,7 +184,8 @@ def backproject_texture(
     value is then the albedo that explains its samples best in least squares, ``sum w s i / sum w
     s^2`` per channel (``i`` the linear image's value, ``s`` the shading's, ``w`` the view weight),
     so the light and its shadows are divided out; a texel whose samples all lie in deep shadow
-    counts as unseen. ``images`` still decide which samples show the background."""
+    counts as unseen. ``images`` still decide which samples show the background. ``masks`` (per
+    camera, (H, W) bool, optional): samples in a pixel that is False are left out too."""
     if (shading is None) != (linear is None):
         raise ValueError("backproject_texture takes shading and linear images together, or neither.")
     closed = surface.close(vertices.detach().double())
@@ -196,13 +198,16 @@ def backproject_texture(
         visible, facing, pixels = visible_points(scene, camera, points, normals)
         image = torch.as_tensor(np.asarray(image, dtype=np.float64))
         extent = np.array([camera.width, camera.height], dtype=np.float64)
+        excluded = np.zeros((camera.height, camera.width), bool)
         if backgrounds is not None:
-            near = near_background(image.numpy(), backgrounds[k])
-            column, row = (
-                np.clip(np.floor(pixels[visible, i]), 0, limit - 1).astype(int)
-                for i, limit in ((0, camera.width), (1, camera.height))
-            )
-            visible[np.flatnonzero(visible)[near[row, column]]] = False
+            excluded |= near_background(image.numpy(), backgrounds[k])
+        if masks is not None:
+            excluded |= ~np.asarray(masks[k], bool)
+        column, row = (
+            np.clip(np.floor(pixels[visible, i]), 0, limit - 1).astype(int)
+            for i, limit in ((0, camera.width), (1, camera.height))
+        )
+        visible[np.flatnonzero(visible)[excluded[row, column]]] = False
         at = torch.as_tensor(pixels[visible] / extent)
         colours = sample_texture(image, at).numpy()
         view = facing[visible, None] ** 2  # frontal views count most
