@@ -22,6 +22,11 @@ with R the ``radiance`` render (diffuse albedo under the SH light, with shadows)
 in the images' sRGB encoding. Gradients are accumulated frame by frame: one frame's
 C renders are in memory at a time, whatever T is.
 
+After the optimisation the albedo is estimated again in closed form at the refined geometry,
+light and colour transforms (:func:`demodulated_albedo`, ``albedo="demodulated"``): the texture
+the optimiser leaves from 4-sample gradients is speckled (a departure from the paper, on the
+book's Differences page).
+
 Each feature (edges, temporal prior, lighting, colour transforms) can be switched off for
 the ablation; without lighting the light stays uniform white. The light is grey by default
 (``light_gauge``): see the book's Differences page.
@@ -145,9 +150,8 @@ class DMVRResult:
     best_iteration: int
     seconds: float
     seen: np.ndarray | None = field(default=None, repr=False)  # (S, S) texels some camera saw in some frame
-    optimised_texture: torch.Tensor | None = field(
-        default=None, repr=False
-    )  # the texture Adam left (albedo="optimised": the same)
+    # the texture the optimiser left (with albedo="optimised" the same as ``texture``)
+    optimised_texture: torch.Tensor | None = field(default=None, repr=False)
 
 
 def edge_map(image: np.ndarray) -> np.ndarray:
@@ -540,8 +544,9 @@ def demodulated_albedo(
                 linear=linear,
                 masks=inside,
             )
-            sums[k] += baked.texture.double().numpy() * baked.weights
-            weights[k] += baked.weights
+            evidence = baked.weights * baked.seen[..., None]  # a texel this frame did not estimate adds nothing
+            sums[k] += baked.texture.double().numpy() * evidence
+            weights[k] += evidence
             first[k] = first[k] or baked
     bakes = []
     for total, weight, baked in zip(sums, weights, first):
