@@ -57,7 +57,7 @@ from handlib.methods.temporal import temporal_prior
 from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering import lighting
-from handlib.rendering.backproject import SHADOW_WEIGHT, Baked, backproject_texture
+from handlib.rendering.backproject import SHADOW_WEIGHT, Baked, backproject_texture, inside_outline
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, srgb_decode, srgb_encode
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
@@ -65,12 +65,6 @@ from handlib.rendering.scene import Backdrop, Layout
 #: Canny thresholds (on 0-255 grey levels) for the edge term, and the edge maps' dilation (px).
 CANNY_LOW, CANNY_HIGH = 40, 120
 EDGE_DILATION = 1
-#: The closed-form albedo leaves out samples within this many pixels of the refined hand's outline
-#: (and outside it): an outline pixel mixes hand and background, and JPEG's chroma subsampling
-#: carries the background's colour a pixel or two into the hand. A video before saturated green
-#: (83x128 images, 5 mm off; tests/test_dmvr.py): 56 green texels with 0 px, none with 1 px (63% of
-#: the hand's texels seen) or 2 px (49%).
-OUTLINE_PX = 1
 #: Gaussian blur (px) before Canny, on image and render alike. At DMVR's 4 spp Canny finds the
 #: render's Monte Carlo noise: without it, the edges of a 4-spp render of the true hand differ
 #: from a 256-spp render's on about as many pixels as the render has edges (97%, quick-profile
@@ -480,17 +474,6 @@ def refine_videos(
         )
         for k in range(len(hands))
     ]
-
-
-def inside_outline(coverage: np.ndarray, margin: int | None = None) -> np.ndarray:
-    """(H, W) bool: the pixels a render covers fully (``coverage`` (H, W)) and that lie more than
-    ``margin`` (default ``OUTLINE_PX``) pixels inside its outline. With a margin of at least 1 every
-    bilinear lookup in such a pixel reads only covered pixels."""
-    margin = OUTLINE_PX if margin is None else margin
-    inside = (coverage >= 0.999).astype(np.uint8)
-    if margin > 0:
-        inside = cv2.erode(inside, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
-    return inside > 0
 
 
 def demodulated_albedo(

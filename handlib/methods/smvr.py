@@ -15,7 +15,9 @@ lives in the same space, so the render is a plain colour transfer.
 
 A colour map baked from a misplaced mesh holds the misplacement (background colours on
 texels near the silhouette), and the geometry then drifts to fit it: with ``rebake_colour``
-the map is back-projected again from the refined geometry after every geometry stage.
+the map is back-projected again from the refined geometry after every geometry stage. The map
+returned is one more such bake at the best state, each camera's colour transform undone, from
+pixels inside the refined outline only (``OUTLINE_PX``), so no backdrop reaches its borders.
 
 Two hands (:func:`refine_hands`, beyond the paper): both hands of a frame are rendered in one
 scene, so each camera sees them hide each other, and refined together (each its own corrections,
@@ -46,7 +48,7 @@ from handlib.methods.observations import background_colours, observed_images
 from handlib.methods.schedule import SMVR_SCHEDULE, Stage
 from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
-from handlib.rendering.backproject import backproject_texture
+from handlib.rendering.backproject import backproject_texture, inside_outline
 from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
@@ -105,6 +107,7 @@ class SMVRResult:
     diverged: bool
     best_iteration: int
     seconds: float
+    seen: np.ndarray | None = field(default=None, repr=False)  # (S, S) texels seen inside the refined outline
 
 
 @dataclass(frozen=True)
@@ -275,19 +278,41 @@ def refine_hands(
         progress=progress,
         watch=looked_at if watch else None,
     )
-    best_deltas, best_colours, best_transforms = outcome.best_state
+    best_deltas, _, best_transforms = outcome.best_state  # the optimised maps give way to the last bake
+    best = [
+        HandParams(*(getattr(hand.initial, n).detach() + delta[n] for n in GEOMETRY))
+        for hand, delta in zip(hands, best_deltas)
+    ]
+    # The colour maps are back-projected once more at the refined hands, each camera's colour
+    # transform undone, from pixels inside the refined outline only: the optimiser pulls texels at
+    # a misplaced outline toward the backdrop, and outline pixels mix hand and background.
+    with torch.no_grad():
+        vertices = [hand.model(params).vertices[0] for hand, params in zip(hands, best)]
+        coverage = renderer.render(torch.cat(vertices), torch.full((4, 4, 3), 0.5)).alphas
+        transforms = best_transforms.detach().double()
+        undone = [((o.double() - t[:, 3]) @ torch.linalg.inv(t[:, :3]).T).numpy() for o, t in zip(observed, transforms)]
+    inside = [inside_outline(alpha.numpy()) for alpha in coverage]
+    ones = [np.ones_like(image) for image in undone]  # reflectance: the map is the undone image's mean
+    scene = occluders(surface, vertices)
+    bakes = [
+        backproject_texture(
+            s, v, cameras, observed_arrays, settings.texture_size, backgrounds, scene, ones, undone, inside
+        )
+        for s, v in zip(surfaces, vertices)
+    ]
     seconds = time.perf_counter() - start
     return [
         SMVRResult(
-            HandParams(*(getattr(hand.initial, n).detach() + delta[n] for n in GEOMETRY)),
-            colour.clamp(0.0, 1.0),
+            params,
+            baked.texture.clamp(0.0, 1.0).float(),
             best_transforms,
             outcome.history,
             outcome.diverged,
             outcome.best_iteration,
             seconds,
+            baked.seen,
         )
-        for hand, delta, colour in zip(hands, best_deltas, best_colours)
+        for params, baked in zip(best, bakes)
     ]
 
 

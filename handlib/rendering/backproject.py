@@ -48,6 +48,12 @@ FILL_NEIGHBOURS, FILL_NORMAL_MM = 8, 10.0
 #: cameras saw) otherwise visits most of a dense tree. 1024^2 atlas, 3 cameras of 41x64: 107 s for
 #: one fill of 154k texels from 229k exact; 2.3 s this way.
 FILL_SOURCES, FILL_EPS = 20_000, 0.5
+#: Colour maps taken at a refined hand leave out samples within this many pixels of its rendered
+#: outline (and outside it): an outline pixel mixes hand and background, and JPEG's chroma
+#: subsampling carries the background's colour a pixel or two into the hand. A video before
+#: saturated green (83x128 images, 5 mm off; tests/test_dmvr.py): 56 green texels in DMVR's albedo
+#: with 0 px, none with 1 px (63% of the hand's texels seen) or 2 px (49%).
+OUTLINE_PX = 1
 #: With a shading given, a texel whose summed weighted squared shading is below this (a texel seen
 #: only in deep shadow, or only where the shading render has no hand) is not estimated but filled.
 SHADOW_WEIGHT = 1e-4
@@ -144,6 +150,19 @@ def visible_points(
     t = np.asarray(scene.ray_intersect_preliminary(ray).t)
     visible = inside & np.isfinite(t) & (t > distance - VISIBILITY_TOLERANCE_MM)
     return visible, facing, pixels
+
+
+def inside_outline(coverage: np.ndarray, margin: int | None = None) -> np.ndarray:
+    """(H, W) bool: the pixels a render covers fully (``coverage`` (H, W)) and that lie more than
+    ``margin`` (default ``OUTLINE_PX``) pixels inside its outline. With a margin of at least 1 every
+    bilinear lookup in such a pixel reads only covered pixels."""
+    import cv2
+
+    margin = OUTLINE_PX if margin is None else margin
+    inside = (np.asarray(coverage) >= 0.999).astype(np.uint8)
+    if margin > 0:
+        inside = cv2.erode(inside, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    return inside > 0
 
 
 def near_background(image: np.ndarray, background) -> np.ndarray:
