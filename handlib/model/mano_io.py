@@ -228,6 +228,13 @@ def validate_model(data: dict[str, Any], source: str = "model") -> dict[str, Any
             raise ValueError(f"{source}: {key} has shape {out[key].shape}, expected {shape}.")
     if out["f"].ndim != 2 or out["f"].shape[1] != 3:
         raise ValueError(f"{source}: f has shape {out['f'].shape}, expected (F, 3) triangles.")
+    faces = out["f"]
+    if faces.dtype.kind not in "iu" or faces.size == 0:
+        raise ValueError(f"{source}: f holds {faces.dtype} values, expected integer vertex ids.")
+    if faces.min() < 0 or faces.max() >= n_verts:
+        raise ValueError(f"{source}: f refers to vertex ids outside 0..{n_verts - 1}.")
+    if ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any():
+        raise ValueError(f"{source}: f has triangles with a repeated vertex id.")
     if out["shapedirs"].shape[:2] != (n_verts, 3) or out["posedirs"].shape != (n_verts, 3, 135):
         raise ValueError(
             f"{source}: shapedirs {out['shapedirs'].shape} / posedirs {out['posedirs'].shape} "
