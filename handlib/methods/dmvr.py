@@ -23,9 +23,9 @@ in the images' sRGB encoding. Gradients are accumulated frame by frame: one fram
 C renders are in memory at a time, whatever T is.
 
 After the optimisation the albedo is estimated again in closed form at the refined geometry,
-light and colour transforms (:func:`demodulated_albedo`, ``albedo="demodulated"``): the texture
-the optimiser leaves from 4-sample gradients is speckled (a departure from the paper, on the
-book's Differences page).
+light and colour transforms (:func:`demodulated_albedo`, ``albedo="demodulated"``) rather than
+taken from the optimiser's 4-sample gradient steps (a departure from the paper, on the book's
+Differences page).
 
 Each feature (edges, temporal prior, lighting, colour transforms) can be switched off for
 the ablation; without lighting the light stays uniform white. The light is grey by default
@@ -101,8 +101,8 @@ class DMVRSettings:
     # "demodulated": after the optimisation, each hand's albedo is estimated again in closed form at
     # the refined geometry, light and colour transforms: the images divided by a render of the hand
     # with a white albedo at ``shading_spp`` samples (least squares per texel over frames and
-    # cameras), free of the Monte Carlo speckle that Adam's 4-spp gradients leave in the optimised
-    # texture; "optimised": the optimised texture itself (the paper). See the book's Differences page.
+    # cameras), where the optimised texture is Adam's estimate from 4-spp gradients; "optimised":
+    # the optimised texture itself (the paper). See the book's Differences page.
     albedo: str = "demodulated"
     shading_spp: int = 256
     texture_size: int = 1024
