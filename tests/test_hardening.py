@@ -216,6 +216,20 @@ def test_model_file_size_and_array_caps(tmp_path, monkeypatch):
         mano_io.read_model_file(npz)
 
 
+@pytest.mark.parametrize(
+    "faces", [np.zeros((10, 3), bool), np.full((10, 3), 0.5), np.full((10, 3), 20), np.full((10, 3), -1)]
+)
+def test_model_faces_must_be_vertex_ids_of_the_model(tmp_path, faces):
+    """Faces that are not integer ids of the model's 20 vertices (booleans, fractions, ids past the
+    last vertex or negative) are refused with the file's name, not read as some other triangles."""
+    model = small_model()
+    model["f"] = faces
+    path = _pickle_file(tmp_path, pickle.dumps(model, protocol=2))
+    with pytest.raises(ValueError, match="f ") as info:
+        mano_io.read_model_file(path)
+    assert str(path) in str(info.value)
+
+
 # ---- Dask exposure -----------------------------------------------------------------------------
 
 

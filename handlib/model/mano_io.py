@@ -233,8 +233,6 @@ def validate_model(data: dict[str, Any], source: str = "model") -> dict[str, Any
         raise ValueError(f"{source}: f holds {faces.dtype} values, expected integer vertex ids.")
     if faces.min() < 0 or faces.max() >= n_verts:
         raise ValueError(f"{source}: f refers to vertex ids outside 0..{n_verts - 1}.")
-    if ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any():
-        raise ValueError(f"{source}: f has triangles with a repeated vertex id.")
     if out["shapedirs"].shape[:2] != (n_verts, 3) or out["posedirs"].shape != (n_verts, 3, 135):
         raise ValueError(
             f"{source}: shapedirs {out['shapedirs'].shape} / posedirs {out['posedirs'].shape} "
