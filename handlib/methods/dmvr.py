@@ -58,7 +58,13 @@ from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering import lighting
 from handlib.rendering.backproject import SHADOW_WEIGHT, Baked, backproject_texture, inside_outline
-from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, srgb_decode, srgb_encode
+from handlib.rendering.colour import (
+    apply_colour_transform,
+    identity_colour_transforms,
+    srgb_decode,
+    srgb_encode,
+    undo_colour_transform,
+)
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
 
@@ -261,6 +267,7 @@ def refine_videos(
                 settings.texture_size,
                 encoded_backgrounds,
                 scene,
+                fill=False,  # filled once, over all frames
             )
             for frame, row, scene in zip(starts, observed, scenes)
         ]
@@ -498,8 +505,6 @@ def demodulated_albedo(
     together = surfaces[0] if len(surfaces) == 1 else HandSurface.together(surfaces)
     renderer = Renderer(cameras, together, RenderSettings(mode="radiance", spp=spp, layout=layout))
     white = torch.ones(size, size * len(surfaces), 3)
-    transforms = transforms.detach().double()
-    inverses = torch.linalg.inv(transforms[:, :, :3])
     sums = [np.zeros((size, size, 3)) for _ in surfaces]
     weights = [np.zeros((size, size, 3)) for _ in surfaces]
     first = [None] * len(surfaces)
@@ -508,10 +513,7 @@ def demodulated_albedo(
             rendered = renderer.render(torch.cat(frame), white, light)
         shading = [image.double().numpy() for image in rendered.images]
         inside = [inside_outline(alpha.numpy()) for alpha in rendered.alphas]
-        linear = [
-            ((srgb_decode(image).double() - transform[:, 3]) @ inverse.T).numpy()
-            for image, transform, inverse in zip(row, transforms, inverses)
-        ]
+        linear = [undo_colour_transform(srgb_decode(image), t).numpy() for image, t in zip(row, transforms)]
         scene = occluders(together, frame)
         encoded = [image.numpy() for image in row]
         for k, hand_surface in enumerate(surfaces):
@@ -524,11 +526,12 @@ def demodulated_albedo(
                 backgrounds,
                 scene,
                 shading=shading,
-                linear=linear,
+                values=linear,
                 masks=inside,
+                fill=False,
             )
             evidence = baked.weights * baked.seen[..., None]  # a texel this frame did not estimate adds nothing
-            sums[k] += baked.texture.double().numpy() * evidence
+            sums[k] += baked.texture.numpy() * evidence
             weights[k] += evidence
             first[k] = first[k] or baked
     bakes = []

@@ -49,7 +49,7 @@ from handlib.methods.schedule import SMVR_SCHEDULE, Stage
 from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering.backproject import backproject_texture, inside_outline
-from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms
+from handlib.rendering.colour import apply_colour_transform, identity_colour_transforms, undo_colour_transform
 from handlib.rendering.renderer import Generator, Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
 
@@ -289,14 +289,12 @@ def refine_hands(
     with torch.no_grad():
         vertices = [hand.model(params).vertices[0] for hand, params in zip(hands, best)]
         coverage = renderer.render(torch.cat(vertices), torch.full((4, 4, 3), 0.5)).alphas
-        transforms = best_transforms.detach().double()
-        undone = [((o.double() - t[:, 3]) @ torch.linalg.inv(t[:, :3]).T).numpy() for o, t in zip(observed, transforms)]
+        undone = [undo_colour_transform(o, t).numpy() for o, t in zip(observed, best_transforms)]
     inside = [inside_outline(alpha.numpy()) for alpha in coverage]
-    ones = [np.ones_like(image) for image in undone]  # reflectance: the map is the undone image's mean
     scene = occluders(surface, vertices)
     bakes = [
         backproject_texture(
-            s, v, cameras, observed_arrays, settings.texture_size, backgrounds, scene, ones, undone, inside
+            s, v, cameras, observed_arrays, settings.texture_size, backgrounds, scene, values=undone, masks=inside
         )
         for s, v in zip(surfaces, vertices)
     ]

@@ -187,8 +187,9 @@ def backproject_texture(
     backgrounds: Sequence | None = None,
     scene: mi.Scene | None = None,
     shading: Sequence[np.ndarray] | None = None,
-    linear: Sequence[np.ndarray] | None = None,
+    values: Sequence[np.ndarray] | None = None,
     masks: Sequence[np.ndarray] | None = None,
+    fill: bool = True,
 ) -> Baked:
     """The (size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
     whose model ``vertices`` (V, 3) mm are given; ``backgrounds`` (per camera, RGB in the images'
@@ -197,16 +198,16 @@ def backproject_texture(
     (:func:`surface_scene` of :meth:`HandSurface.together`) keeps a hand hidden by the other
     out of its colour map.
 
-    ``shading`` and ``linear`` (per camera, (H, W, 3), both or neither): what each pixel would show
-    were the albedo white (a render of the same hand under the light with texture 1), and the image
-    in the renderer's linear space (decoded, each camera's colour transform undone). The texel's
-    value is then the albedo that explains its samples best in least squares, ``sum w s i / sum w
-    s^2`` per channel (``i`` the linear image's value, ``s`` the shading's, ``w`` the view weight),
-    so the light and its shadows are divided out; a texel whose samples all lie in deep shadow
-    counts as unseen. ``images`` still decide which samples show the background. ``masks`` (per
-    camera, (H, W) bool, optional): samples in a pixel that is False are left out too."""
-    if (shading is None) != (linear is None):
-        raise ValueError("backproject_texture takes shading and linear images together, or neither.")
+    ``values`` (per camera, (H, W, 3), optional): what is averaged in place of ``images`` (say, the
+    images in the renderer's linear space, or with each camera's colour transform undone);
+    ``images`` still decide which samples show the background. ``shading`` (per camera, (H, W, 3),
+    optional): what each pixel would show were the albedo white (a render of the same hand under the
+    light with texture 1). The texel's value is then the albedo that explains its samples best in
+    least squares, ``sum w s i / sum w s^2`` per channel (``i`` the value, ``s`` the shading's, ``w``
+    the view weight), so the light and its shadows are divided out; a texel whose samples all lie in
+    deep shadow counts as unseen. ``masks`` (per camera, (H, W) bool, optional): samples in a pixel
+    that is False are left out too. ``fill=False`` leaves unseen texels unfilled (for a caller that
+    combines several colour maps and fills once)."""
     closed = surface.close(vertices.detach().double())
     attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
     points, normals = attributes[covered, :3], attributes[covered, 3:]
@@ -228,17 +229,15 @@ def backproject_texture(
         )
         visible[np.flatnonzero(visible)[excluded[row, column]]] = False
         at = torch.as_tensor(pixels[visible] / extent)
-        colours = sample_texture(image, at).numpy()
+        source = image if values is None else torch.as_tensor(np.asarray(values[k], dtype=np.float64))
+        colours = sample_texture(source, at).numpy()
         view = facing[visible, None] ** 2  # frontal views count most
         if shading is None:
             total[visible] += colours * view
             weight[visible] += view
         else:
-            s, i = (
-                sample_texture(torch.as_tensor(np.asarray(a[k], dtype=np.float64)), at).numpy()
-                for a in (shading, linear)
-            )
-            total[visible] += i * s * view
+            s = sample_texture(torch.as_tensor(np.asarray(shading[k], dtype=np.float64)), at).numpy()
+            total[visible] += colours * s * view
             weight[visible] += s * s * view
     seen = weight.min(1) > SHADOW_WEIGHT
     colour = np.full((len(points), 3), 0.5)
@@ -250,6 +249,7 @@ def backproject_texture(
     texel_normals = attributes[..., 3:] / (np.linalg.norm(attributes[..., 3:], axis=-1, keepdims=True) + 1e-12)
     weights = np.zeros((size, size, 3))
     weights[covered] = weight
-    baked = Baked(torch.zeros(0), seen_texels, covered, attributes[..., :3], texel_normals, weights)
-    baked.texture = baked.fill(torch.as_tensor(texture))
+    baked = Baked(torch.as_tensor(texture), seen_texels, covered, attributes[..., :3], texel_normals, weights)
+    if fill:
+        baked.texture = baked.fill(baked.texture)
     return baked

@@ -28,6 +28,12 @@ def apply_colour_transform(image: torch.Tensor, transform: torch.Tensor) -> torc
     return image @ transform[:, :3].T + transform[:, 3]
 
 
+def undo_colour_transform(image: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`apply_colour_transform`: ``rgb = A^-1 (rgb' - b)``, in float64."""
+    transform = transform.detach().double()
+    return (image.double() - transform[:, 3]) @ torch.linalg.inv(transform[:, :3]).T
+
+
 def identity_colour_transforms(cameras: int, trainable: bool) -> torch.Tensor:
     """(cameras, 3, 4) transforms [I | 0], a leaf that requires grad when ``trainable``."""
     return torch.cat([torch.eye(3), torch.zeros(3, 1)], 1).repeat(cameras, 1, 1).requires_grad_(trainable)
