@@ -10,7 +10,7 @@ import torch
 from handlib.data.interhand import InterHandReader
 from handlib.data.synth import SynthSettings, synthesize
 from handlib.geometry.surface import HandSurface
-from handlib.rendering.backproject import backproject_texture, fill_from_neighbours
+from handlib.rendering.backproject import backproject_texture, fill_from_neighbours, harmonic_fill
 from handlib.rendering.colour import srgb_encode
 
 GREEN = (0.0, 0.7, 0.0)  # linear RGB: a saturated colour no skin tone has
@@ -52,7 +52,16 @@ def test_the_background_does_not_become_skin(green_frame):
     assert 0.8 * plain.fraction < guarded.fraction <= plain.fraction  # it leaves out a margin, not the hand
 
 
-def test_unseen_texels_take_their_neighbours_colour():
+def harmonic(colours, points, normals, targets, target_normals, normal_scale):
+    """:func:`harmonic_fill` with :func:`fill_from_neighbours`'s arguments (seen, then targets)."""
+    seen = np.arange(len(points) + len(targets)) < len(points)
+    everything = [np.concatenate(pair) for pair in ((points, targets), (normals, target_normals))]
+    start = np.concatenate([colours, np.zeros((len(targets), 3))])
+    return harmonic_fill(start, seen, *everything, normal_scale=normal_scale)[~seen]
+
+
+@pytest.mark.parametrize("fill", [fill_from_neighbours, harmonic], ids=["nearest", "harmonic"])
+def test_unseen_texels_take_their_neighbours_colour(fill):
     """On a unit sphere coloured by height, the texels of a cap no camera saw get colours close to
     their true ones from their neighbours (a global mean would be far off), and not from a red
     surface just inside it that faces the other way (as a touching finger would)."""
@@ -61,16 +70,14 @@ def test_unseen_texels_take_their_neighbours_colour():
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     colours = np.stack([(points[:, 2] + 1) / 2, np.full(len(points), 0.5), 1 - (points[:, 2] + 1) / 2], 1)
     hidden = points[:, 2] > 0.8
-    filled = fill_from_neighbours(
-        colours[~hidden], points[~hidden], points[~hidden], points[hidden], points[hidden], normal_scale=1.0
-    )
+    filled = fill(colours[~hidden], points[~hidden], points[~hidden], points[hidden], points[hidden], normal_scale=1.0)
     error = np.abs(filled - colours[hidden]).max(1)
     mean_error = np.abs(colours[~hidden].mean(0) - colours[hidden]).max(1)
     assert error.mean() < 0.06 and mean_error.mean() > 0.4
     # a thin shell: the inside surface (normals reversed) lies 1 mm away but must not lend its colour
     inner = points * 0.999
     inner_colours = np.tile([1.0, 0.0, 0.0], (len(points), 1))
-    filled = fill_from_neighbours(
+    filled = fill(
         np.concatenate([colours[~hidden], inner_colours]),
         np.concatenate([points[~hidden], inner]),
         np.concatenate([points[~hidden], -points]),
@@ -79,6 +86,23 @@ def test_unseen_texels_take_their_neighbours_colour():
         normal_scale=1.0,
     )
     assert np.abs(filled - colours[hidden]).max(1).mean() < 0.06
+
+
+def test_the_fill_is_smooth_where_the_nearest_seen_texels_make_patches():
+    """A flat grid of texels with a colour ramp and a hole of 20 texels across, no seen texel in it:
+    the harmonic fill reproduces the ramp (the mean of a texel's symmetric neighbours is its own
+    value), the nearest seen texels' mean puts the rim's colours into flat patches."""
+    x, y = np.meshgrid(np.arange(60.0), np.arange(60.0))
+    points = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], 1)
+    normals = np.tile([0.0, 0.0, 1.0], (x.size, 1))
+    colours = np.stack([x.ravel() / 60, y.ravel() / 60, (x.ravel() + y.ravel()) / 120], 1)
+    seen = np.hypot(x.ravel() - 30, y.ravel() - 30) > 10
+    filled = harmonic_fill(np.where(seen[:, None], colours, 0.5), seen, points, normals)
+    nearest = fill_from_neighbours(colours[seen], points[seen], normals[seen], points[~seen], normals[~seen])
+    harmonic_error = np.abs(filled[~seen] - colours[~seen]).max()
+    nearest_error = np.abs(nearest - colours[~seen]).max()
+    assert np.array_equal(filled[seen], colours[seen])
+    assert harmonic_error < 0.005 < nearest_error / 3, (harmonic_error, nearest_error)
 
 
 def test_the_atlas_covers_the_uv_triangles_and_blends_barycentrically():

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from handlib.data.interhand import InterHandReader, annotation_path
@@ -212,6 +213,14 @@ def test_local_cluster_refines_a_dataset_that_reads_back(dataset, clean_run):
     assert {(k[0], k[2]) for k in changed} == {key for key, moved in expected.items() if moved}
     assert changed
     assert len(list((clean_run / "refinement").rglob("colour_map.png"))) == 6
+    seen = []  # each colour map's share of texels some camera saw (the hand covers about 40% of them)
+    for colour_map in (clean_run / "refinement").rglob("colour_map.png"):
+        mask = cv2.imread(str(colour_map.with_name("visibility.png")), cv2.IMREAD_GRAYSCALE)
+        assert mask is not None and mask.shape == cv2.imread(str(colour_map)).shape[:2]
+        assert np.isin(mask, [0, 255]).all()
+        seen.append((mask == 255).mean())
+    # hands 10-20 px wide: capture 2's refined outline holds almost no fully covered pixel
+    assert sum(0.02 < s < 0.4 for s in seen) >= 4, seen
 
 
 def spoil(data: Path) -> dict[int, str]:

@@ -89,7 +89,7 @@ class UnitResult:
     environment: list | None  # SH coefficients (DMVR)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list, repr=False)
-    seen: np.ndarray | None = field(default=None, repr=False)  # DMVR: (S, S) texels some camera saw
+    seen: np.ndarray | None = field(default=None, repr=False)  # (S, S) texels some camera saw
 
 
 def frame_numbers(spec: str, available: list[int]) -> list[int]:
@@ -212,6 +212,7 @@ def refine_unit(
         refined = [result.params]
         # The colour map holds intensities as the images store them (sRGB-encoded): no conversion.
         texture, texture_name = (result.texture.numpy() * 255.0 + 0.5).astype(np.uint8), "colour_map.png"
+        seen = result.seen
     else:
         from handlib.methods.dmvr import DMVRSettings, refine_sequence
 
@@ -349,6 +350,7 @@ def refine_both(
         refined = [{side: r.params for side, r in zip(sides, results)}]
         texture = np.concatenate([(r.texture.numpy() * 255.0 + 0.5).astype(np.uint8) for r in results], axis=1)
         texture_name = "colour_maps.png"
+        seen = np.concatenate([r.seen for r in results], axis=1) if all(r.seen is not None for r in results) else None
     else:
         from handlib.methods.dmvr import DMVRSettings, VideoHand, refine_videos
 
@@ -403,7 +405,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
 def write_unit_files(folder: str | Path, result: UnitResult) -> list[str]:
     """The unit's texture (PNG), the mask of its texels some camera saw (``visibility.png``, white:
-    seen; DMVR), environment (JSON, DMVR) and metrics (JSON), each written atomically into
+    seen), environment (JSON, DMVR) and metrics (JSON), each written atomically into
     ``folder``; the names written."""
     folder = Path(folder)
     ok, png = cv2.imencode(".png", cv2.cvtColor(result.texture, cv2.COLOR_RGB2BGR))

@@ -6,10 +6,11 @@ itself: a ray cast from the camera centre must first hit the hand there) contrib
 pixel colour, weighted by the squared cosine of its viewing angle (grazing views, below
 ``MIN_FACING``, are left out), unless that colour is within ``BACKGROUND_DISTANCE`` of the
 camera's background colour (given): near the silhouette of a misplaced mesh a camera sees the
-background, which must not become skin. Texels no camera sees are filled from the seen texels
-nearest to them on the surface (in 3D, so across UV seams, and only from texels facing the same
-way, so not across two fingers that touch); :class:`Baked` keeps the mask of seen texels and what
-it takes to fill a texture again (:meth:`Baked.fill`).
+background, which must not become skin. Texels no camera sees are filled harmonically from the
+seen texels around them on the surface: each takes the mean of its neighbours (in 3D, so across UV
+seams, and only among texels facing the same way, so not across two fingers that touch), the seen
+ones held fixed; :class:`Baked` keeps the mask of seen texels and what it takes to fill a texture
+again (:meth:`Baked.fill`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,18 @@ MIN_FACING = 0.3
 #: its texels within 0.5 of the green (23 within 0.2 without the guard), 49% seen instead of 57%.
 BACKGROUND_DISTANCE = 0.2
 BACKGROUND_MARGIN_PX = 2
-#: An unseen texel takes the inverse-distance mean of the FILL_NEIGHBOURS seen texels nearest to it
-#: in position and normal together, the normal scaled by FILL_NORMAL_MM: a surface facing the other
-#: way (another finger touching this one) is 2 x FILL_NORMAL_MM farther than its distance.
+#: Texels are neighbours when one is among the FILL_NEIGHBOURS nearest to the other in position and
+#: normal together, the normal scaled by FILL_NORMAL_MM: a surface facing the other way (another
+#: finger touching this one) is 2 x FILL_NORMAL_MM farther than its distance. The fill makes every
+#: unseen texel the mean of its neighbours (a discrete harmonic function, the seen texels its
+#: boundary: smooth, no flat patches). An inverse-distance mean of the nearest seen texels
+#: (:func:`fill_from_neighbours`) starts it and fills what no seen texel connects to. Measured on a
+#: true skin texture seen by 3 or 6 synthetic cameras (38-62% of texels unseen, 256-1024 atlases):
+#: PSNR on the unseen texels 27.4-28.2 dB against 26.3-26.9 for the inverse-distance mean alone.
 FILL_NEIGHBOURS, FILL_NORMAL_MM = 8, 10.0
+#: The solve stops at this relative residual (conjugate gradients, Jacobi preconditioned); a
+#: 1024 atlas (383k texels, 38% unseen) takes about 4 s on 2 cores.
+FILL_TOLERANCE = 1e-6
 #: The fill reads at most FILL_SOURCES seen texels (an even stride over them) and finds neighbours
 #: to within FILL_EPS of the exact distance: a texel far from every seen one (the back of a hand two
 #: cameras saw) otherwise visits most of a dense tree. 1024^2 atlas, 3 cameras of 41x64: 107 s for
@@ -82,15 +91,8 @@ class Baked:
         """``texture`` with its unseen texels taken from the seen ones nearest on the surface, and
         the margin around the atlas's charts dilated (what a bilinear lookup at a chart's edge reads)."""
         image = np.asarray(texture.detach().cpu(), dtype=np.float64).copy()
-        unseen = self.covered & ~self.seen
-        if unseen.any() and self.seen.any():
-            image[unseen] = fill_from_neighbours(
-                image[self.seen],
-                self.points[self.seen],
-                self.normals[self.seen],
-                self.points[unseen],
-                self.normals[unseen],
-            )
+        covered = self.covered
+        image[covered] = harmonic_fill(image[covered], self.seen[covered], self.points[covered], self.normals[covered])
         size = image.shape[0]
         return torch.as_tensor(dilate(image.astype(np.float32), self.covered, margin=max(4, size // 64)))
 
@@ -116,6 +118,44 @@ def fill_from_neighbours(
     distance, index = distance.reshape(len(targets), k), index.reshape(len(targets), k)
     weight = 1.0 / (distance + 1e-6)
     return (weight[..., None] * colours[index]).sum(1) / weight.sum(1, keepdims=True)
+
+
+def harmonic_fill(
+    colours: np.ndarray, seen: np.ndarray, points: np.ndarray, normals: np.ndarray, normal_scale: float = FILL_NORMAL_MM
+) -> np.ndarray:
+    """``colours`` (N, 3) of surface ``points`` (N, 3; unit ``normals``) with those not ``seen`` (N,
+    bool) replaced: each becomes the mean of its neighbours (see :data:`FILL_NEIGHBOURS`), which
+    solves a sparse linear system, the seen colours fixed. Without a seen texel nothing changes."""
+    from scipy import sparse
+    from scipy.sparse.linalg import cg
+    from scipy.spatial import cKDTree
+
+    seen = np.asarray(seen, bool)
+    if seen.all() or not seen.any():
+        return colours.copy()
+    features = np.concatenate([points, normal_scale * normals], 1)
+    k = min(FILL_NEIGHBOURS, len(points) - 1)
+    _, index = cKDTree(features).query(features, k=k + 1)  # the first is the texel itself
+    rows = np.repeat(np.arange(len(points)), k)
+    adjacency = sparse.coo_matrix((np.ones(rows.size), (rows, index[:, 1:].ravel())), shape=(len(points),) * 2)
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64).tocsr()  # symmetric, each edge once
+    laplacian = sparse.diags(np.asarray(adjacency.sum(1)).ravel()) - adjacency
+    unseen = ~seen
+    start = fill_from_neighbours(
+        colours[seen], points[seen], normals[seen], points[unseen], normals[unseen], normal_scale
+    )
+    # A faint pull toward the start makes the system definite where no seen texel is connected.
+    anchor = 1e-6
+    system = (laplacian[unseen][:, unseen] + anchor * sparse.identity(int(unseen.sum()))).tocsr()
+    boundary = laplacian[unseen][:, seen] @ colours[seen]
+    jacobi = sparse.diags(1.0 / system.diagonal())
+    filled = colours.astype(np.float64).copy()
+    for channel in range(colours.shape[1]):
+        right = anchor * start[:, channel] - boundary[:, channel]
+        filled[unseen, channel], _ = cg(
+            system, right, x0=start[:, channel], rtol=FILL_TOLERANCE, M=jacobi, maxiter=20_000
+        )
+    return filled
 
 
 def surface_scene(surface: HandSurface, closed: torch.Tensor) -> mi.Scene:
