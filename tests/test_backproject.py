@@ -52,6 +52,52 @@ def test_the_background_does_not_become_skin(green_frame):
     assert 0.8 * plain.fraction < guarded.fraction <= plain.fraction  # it leaves out a margin, not the hand
 
 
+def test_a_backdrop_near_the_skins_colour_does_not_hide_the_hand(green_frame, tmp_path):
+    """A backdrop of the skin's hue, a little darker (as dark skin before a dark grey rig): much of
+    the hand lies within BACKGROUND_DISTANCE of it. The guard leaves out only pixels nearer the
+    backdrop's colour than the hand's own (its median where the mesh projects), so the colour map
+    keeps nearly all the texels it has without a guard; judged by distance alone, most of the
+    hand's pixels would go (on a development video, every hand pixel of one camera did)."""
+    from handlib.model.hand import HandModel
+    from handlib.rendering.backproject import near_background, pixel_index, surface_scene, visible_points
+    from handlib.rendering.colour import srgb_decode
+
+    model = HandModel("right")
+    surface = HandSurface.of(model)
+    with torch.no_grad():
+        vertices = model(green_frame.hand_params("right")).vertices[0]
+    camera = green_frame.cameras[sorted(green_frame.image_paths)[0]]
+    image = green_frame.image(camera.name).astype(np.float64) / 255.0
+    closed = surface.close(vertices.double())
+    points, normals = closed.numpy(), surface.normals(closed).numpy()
+    seen, _, pixels = visible_points(surface_scene(surface, closed), camera, points, normals)
+    skin = np.median(image[pixel_index(pixels[seen], camera)], axis=0)  # encoded, as the images store it
+    backdrop = 0.8 * skin
+    data = synthesize(
+        tmp_path / "data",
+        SynthSettings(
+            cameras=6,
+            gestures=("fist",),
+            shrink=4,
+            spp=8,
+            texture_size=128,
+            seed=4,
+            noise_mm=5.0,
+            background=tuple(srgb_decode(torch.tensor(backdrop)).tolist()),
+        ),
+        progress=False,
+    )
+    frame = next(iter(InterHandReader(data, "test")))
+    names = sorted(frame.image_paths)
+    cameras = [frame.cameras[c] for c in names]
+    images = [frame.image(c).astype(np.float64) / 255.0 for c in names]
+    plain = backproject_texture(surface, vertices, cameras, images, 128)
+    guarded = backproject_texture(surface, vertices, cameras, images, 128, [backdrop.tolist()] * len(cameras))
+    assert guarded.fraction > 0.9 * plain.fraction, (guarded.fraction, plain.fraction)
+    by_distance = near_background(images[0], backdrop)[pixel_index(pixels[seen], camera)].mean()
+    assert by_distance > 0.5, by_distance  # the backdrop is as near the skin as the test means it to be
+
+
 def harmonic(colours, points, normals, targets, target_normals, normal_scale):
     """:func:`harmonic_fill` with :func:`fill_from_neighbours`'s arguments (seen, then targets)."""
     seen = np.arange(len(points) + len(targets)) < len(points)
