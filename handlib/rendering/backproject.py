@@ -5,12 +5,12 @@ Each camera that sees that point (in front of it, facing it, and not hidden by t
 itself: a ray cast from the camera centre must first hit the hand there) contributes its
 pixel colour, weighted by the squared cosine of its viewing angle (grazing views, below
 ``MIN_FACING``, are left out), unless that colour is within ``BACKGROUND_DISTANCE`` of the
-camera's background colour (given): near the silhouette of a misplaced mesh a camera sees the
-background, which must not become skin. Texels no camera sees are filled harmonically from the
-seen texels around them on the surface: each takes the mean of its neighbours (in 3D, so across UV
-seams, and only among texels facing the same way, so not across two fingers that touch), the seen
-ones held fixed; :class:`Baked` keeps the mask of seen texels and what it takes to fill a texture
-again (:meth:`Baked.fill`).
+camera's background colour (given) and unlike the hand's (``HAND_LIKE_Z``): near the silhouette
+of a misplaced mesh a camera sees the background, which must not become skin. Texels no camera
+sees are filled harmonically from the seen texels around them on the surface: each takes the mean
+of its neighbours (in 3D, so across UV seams, and only among texels facing the same way, so not
+across two fingers that touch), the seen ones held fixed; :class:`Baked` keeps the mask of seen
+texels and what it takes to fill a texture again (:meth:`Baked.fill`).
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ class Baked:
         return float(self.seen[self.covered].mean()) if self.covered.any() else 0.0
 
     def fill(self, texture: torch.Tensor) -> torch.Tensor:
-        """``texture`` with its unseen texels taken from the seen ones nearest on the surface, and
-        the margin around the atlas's charts dilated (what a bilinear lookup at a chart's edge reads)."""
+        """``texture`` with its unseen texels filled from the seen ones around them on the surface
+        (:func:`harmonic_fill`), and the margin around the atlas's charts dilated (what a bilinear
+        lookup at a chart's edge reads)."""
         image = np.asarray(texture.detach().cpu(), dtype=np.float64).copy()
         covered = self.covered
         image[covered] = harmonic_fill(image[covered], self.seen[covered], self.points[covered], self.normals[covered])
