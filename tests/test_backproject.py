@@ -92,7 +92,9 @@ def test_a_backdrop_near_the_skins_colour_does_not_hide_the_hand(green_frame, tm
     cameras = [frame.cameras[c] for c in names]
     images = [frame.image(c).astype(np.float64) / 255.0 for c in names]
     plain = backproject_texture(surface, vertices, cameras, images, 128)
-    guarded = backproject_texture(surface, vertices, cameras, images, 128, [backdrop.tolist()] * len(cameras))
+    guarded = backproject_texture(
+        surface, vertices, cameras, images, 128, [backdrop.tolist()] * len(cameras), hand_like=True
+    )
     assert guarded.fraction > 0.95 * plain.fraction, (guarded.fraction, plain.fraction)
     by_distance = near_background(images[0], backdrop)[pixel_index(pixels[seen], camera)].mean()
     assert by_distance > 0.5, by_distance  # the backdrop is as near the skin as the test means it to be

@@ -528,6 +528,7 @@ def demodulated_albedo(
                 shading=shading,
                 values=linear,
                 masks=inside,
+                hand_like=True,
                 fill=False,
             )
             evidence = baked.weights * baked.seen[..., None]  # a texel this frame did not estimate adds nothing

@@ -294,7 +294,16 @@ def refine_hands(
     scene = occluders(surface, vertices)
     bakes = [
         backproject_texture(
-            s, v, cameras, observed_arrays, settings.texture_size, backgrounds, scene, values=undone, masks=inside
+            s,
+            v,
+            cameras,
+            observed_arrays,
+            settings.texture_size,
+            backgrounds,
+            scene,
+            values=undone,
+            masks=inside,
+            hand_like=True,
         )
         for s, v in zip(surfaces, vertices)
     ]

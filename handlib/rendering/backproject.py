@@ -51,7 +51,11 @@ BACKGROUND_MARGIN_PX = 2
 #: 27.65 dB on three videos, ideal 25.94 -> 29.43 and 30.84 -> 31.17 dB. A hand before a backdrop
 #: of its own hue, 0.8 x its colour (tests/test_backproject.py), keeps every texel seen without a
 #: guard, and saturated green gives no green texel, at HAND_LIKE_Z 3, 4 and 6 alike (a z-score of
-#: the colour itself, shading included, kept 97% at 4 and let green in at 6).
+#: the colour itself, shading included, kept 97% at 4 and let green in at 6). Only the bakes at a
+#: refined hand use it (``backproject_texture(hand_like=True)``: SMVR's last bake, DMVR's closed
+#: form): at the start, 10 mm off, it let the backdrop at the misplaced outline into the colour map
+#: and DMVR's geometry suffered (paired runs on the three videos: eps_v 11.44 / 7.03 / 3.79 mm with
+#: it at the start as well, 10.20 / 7.01 / 3.88 without).
 HAND_LIKE_Z, HAND_SPREAD_FLOOR = 4.0, 0.01
 #: Texels are neighbours when one is among the FILL_NEIGHBOURS nearest to the other in position and
 #: normal together, the normal scaled by FILL_NORMAL_MM: a surface facing the other way (another
@@ -268,6 +272,7 @@ def backproject_texture(
     values: Sequence[np.ndarray] | None = None,
     masks: Sequence[np.ndarray] | None = None,
     fill: bool = True,
+    hand_like: bool = False,
 ) -> Baked:
     """The (size, size, 3) colour map from ``images`` (each (H, W, 3) float in [0, 1]) of the hand
     whose model ``vertices`` (V, 3) mm are given; ``backgrounds`` (per camera, RGB in the images'
@@ -285,7 +290,10 @@ def backproject_texture(
     the view weight), so the light and its shadows are divided out; a texel whose samples all lie in
     deep shadow counts as unseen. ``masks`` (per camera, (H, W) bool, optional): samples in a pixel
     that is False are left out too. ``fill=False`` leaves unseen texels unfilled (for a caller that
-    combines several colour maps and fills once)."""
+    combines several colour maps and fills once). ``hand_like=True`` keeps a pixel near the
+    background colour whose chromaticity the hand shows (:data:`HAND_LIKE_Z`): for a hand whose
+    pose is refined and whose ``masks`` keep its outline out; at a misplaced mesh the distance
+    alone guards better (see :data:`HAND_LIKE_Z`)."""
     closed = surface.close(vertices.detach().double())
     attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
     points, normals = attributes[covered, :3], attributes[covered, 3:]
@@ -298,7 +306,7 @@ def backproject_texture(
         extent = np.array([camera.width, camera.height], dtype=np.float64)
         excluded = np.zeros((camera.height, camera.width), bool)
         if backgrounds is not None:
-            hand = image.numpy()[pixel_index(pixels[visible], camera)] if visible.any() else None
+            hand = image.numpy()[pixel_index(pixels[visible], camera)] if hand_like and visible.any() else None
             excluded |= near_background(image.numpy(), backgrounds[k], hand)
         if masks is not None:
             excluded |= ~np.asarray(masks[k], bool)
