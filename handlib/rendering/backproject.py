@@ -164,8 +164,9 @@ def harmonic_fill(
     )
     # A faint pull toward the start makes the system definite where no seen texel is connected.
     anchor = 1e-6
-    system = (laplacian[unseen][:, unseen] + anchor * sparse.identity(int(unseen.sum()))).tocsr()
-    boundary = laplacian[unseen][:, seen] @ colours[seen]
+    rows = laplacian[unseen]
+    system = (rows[:, unseen] + anchor * sparse.identity(int(unseen.sum()))).tocsr()
+    boundary = rows[:, seen] @ colours[seen]
     jacobi = sparse.diags(1.0 / system.diagonal())
     filled = colours.astype(np.float64).copy()
     for channel in range(colours.shape[1]):
@@ -305,12 +306,13 @@ def backproject_texture(
         image = torch.as_tensor(np.asarray(image, dtype=np.float64))
         extent = np.array([camera.width, camera.height], dtype=np.float64)
         excluded = np.zeros((camera.height, camera.width), bool)
+        under = pixel_index(pixels[visible], camera)  # the pixel under each visible point
         if backgrounds is not None:
-            hand = image.numpy()[pixel_index(pixels[visible], camera)] if hand_like and visible.any() else None
+            hand = image.numpy()[under] if hand_like and visible.any() else None
             excluded |= near_background(image.numpy(), backgrounds[k], hand)
         if masks is not None:
             excluded |= ~np.asarray(masks[k], bool)
-        visible[np.flatnonzero(visible)[excluded[pixel_index(pixels[visible], camera)]]] = False
+        visible[np.flatnonzero(visible)[excluded[under]]] = False
         at = torch.as_tensor(pixels[visible] / extent)
         source = image if values is None else torch.as_tensor(np.asarray(values[k], dtype=np.float64))
         colours = sample_texture(source, at).numpy()
