@@ -66,9 +66,10 @@ HAND_LIKE_Z, HAND_SPREAD_FLOOR = 4.0, 0.01
 #: true skin texture seen by 3 or 6 synthetic cameras (38-62% of texels unseen, 256-1024 atlases):
 #: PSNR on the unseen texels 27.4-28.2 dB against 26.3-26.9 for the inverse-distance mean alone.
 FILL_NEIGHBOURS, FILL_NORMAL_MM = 8, 10.0
-#: The solve stops at this relative residual (conjugate gradients, Jacobi preconditioned); a
-#: 1024 atlas (383k texels, 38% unseen) takes about 4 s on 2 cores.
-FILL_TOLERANCE = 1e-6
+#: The system is solved directly (sparse LU, minimum-degree ordering of the symmetric pattern): a
+#: surface's neighbour graph is nearly planar, so the factor stays small. 383k texels on a sphere,
+#: 40% unseen, on 2 cores: 1.3 s against 7.1 s for Jacobi-preconditioned conjugate gradients to a
+#: relative residual of 1e-6 (whole fill 4 s against 10 s).
 #: The fill reads at most FILL_SOURCES seen texels (an even stride over them) and finds neighbours
 #: to within FILL_EPS of the exact distance: a texel far from every seen one (the back of a hand two
 #: cameras saw) otherwise visits most of a dense tree. 1024^2 atlas, 3 cameras of 41x64: 107 s for
@@ -132,7 +133,9 @@ def fill_from_neighbours(
     colours, points, normals = colours[::stride], points[::stride], normals[::stride]
     k = min(FILL_NEIGHBOURS, len(points))
     tree = cKDTree(np.concatenate([points, normal_scale * normals], 1))
-    distance, index = tree.query(np.concatenate([targets, normal_scale * target_normals], 1), k=k, eps=FILL_EPS)
+    distance, index = tree.query(
+        np.concatenate([targets, normal_scale * target_normals], 1), k=k, eps=FILL_EPS, workers=-1
+    )
     distance, index = distance.reshape(len(targets), k), index.reshape(len(targets), k)
     weight = 1.0 / (distance + 1e-6)
     return (weight[..., None] * colours[index]).sum(1) / weight.sum(1, keepdims=True)
@@ -145,7 +148,7 @@ def harmonic_fill(
     bool) replaced: each becomes the mean of its neighbours (see :data:`FILL_NEIGHBOURS`), which
     solves a sparse linear system, the seen colours fixed. Without a seen texel nothing changes."""
     from scipy import sparse
-    from scipy.sparse.linalg import cg
+    from scipy.sparse.linalg import splu
     from scipy.spatial import cKDTree
 
     seen = np.asarray(seen, bool)
@@ -153,7 +156,7 @@ def harmonic_fill(
         return colours.copy()
     features = np.concatenate([points, normal_scale * normals], 1)
     k = min(FILL_NEIGHBOURS, len(points) - 1)
-    _, index = cKDTree(features).query(features, k=k + 1)  # the first is the texel itself
+    _, index = cKDTree(features).query(features, k=k + 1, workers=-1)  # the first is the texel itself
     rows = np.repeat(np.arange(len(points)), k)
     adjacency = sparse.coo_matrix((np.ones(rows.size), (rows, index[:, 1:].ravel())), shape=(len(points),) * 2)
     adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64).tocsr()  # symmetric, each edge once
@@ -165,15 +168,11 @@ def harmonic_fill(
     # A faint pull toward the start makes the system definite where no seen texel is connected.
     anchor = 1e-6
     rows = laplacian[unseen]
-    system = (rows[:, unseen] + anchor * sparse.identity(int(unseen.sum()))).tocsr()
-    boundary = rows[:, seen] @ colours[seen]
-    jacobi = sparse.diags(1.0 / system.diagonal())
+    system = (rows[:, unseen] + anchor * sparse.identity(int(unseen.sum()))).tocsc()
+    right = anchor * start - rows[:, seen] @ colours[seen]
+    factor = splu(system, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
     filled = colours.astype(np.float64).copy()
-    for channel in range(colours.shape[1]):
-        right = anchor * start[:, channel] - boundary[:, channel]
-        filled[unseen, channel], _ = cg(
-            system, right, x0=start[:, channel], rtol=FILL_TOLERANCE, M=jacobi, maxiter=20_000
-        )
+    filled[unseen] = factor.solve(np.asarray(right, np.float64))
     return filled
 
 
