@@ -26,6 +26,7 @@ neither was fitted under (the chapter's ``relight_psnr_overlap``), and the light
     .venv/bin/python benchmarks/dmvr_albedo.py --runs start     # 2 videos x 5 benchmarks, ~6 min
     .venv/bin/python benchmarks/dmvr_albedo.py --levels 4       # optimise the 4 coarsest of 7 levels only
     .venv/bin/python benchmarks/dmvr_albedo.py --runs closed    # the closed-form albedo given geometry and light
+    .venv/bin/python benchmarks/dmvr_albedo.py --runs closed --cases 3 --smoothing 0 0.1 0.3 1   # its regulariser
 
 
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
@@ -97,10 +98,10 @@ def closest_hands(folder: Path, problem) -> list[HandParams]:
     return [HandParams.from_interhand(fits[str(t)]["right"]) for t in problem.times]
 
 
-def closed_form_psnr(problem, size: int) -> float:
+def closed_form_psnr(problem, size: int, smoothing: float) -> float:
     """The albedo's robust PSNR on the texels seen when DMVR's closed form is given the geometry
     (``problem.initial``), the true light and identity colour transforms: what the closed form
-    reaches with all else right."""
+    reaches with all else right (``smoothing``: DMVRSettings.albedo_smoothing)."""
     import torch
 
     from handlib.geometry.surface import HandSurface
@@ -125,6 +126,7 @@ def closed_form_psnr(problem, size: int) -> float:
         torch.eye(3, 4).expand(len(problem.cameras), -1, -1),
         background_colours(observed[0], coverage.alphas),
         size,
+        smoothing=smoothing,
     )
     return texture_psnr(problem, baked.texture.clamp(0.0, 1.0), baked.seen)
 
@@ -136,6 +138,13 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=0, help="start at this development video (0-based)")
     parser.add_argument("--levels", type=int, default=7, help="optimise at most this many coarsest levels (of 7)")
     parser.add_argument("--albedo", choices=("demodulated", "optimised"), default="demodulated")
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        nargs="+",
+        default=[DMVRSettings.albedo_smoothing],
+        help="the closed form's albedo_smoothing (several: one row each)",
+    )
     parser.add_argument("--csv", type=Path, default=HERE / "dmvr_albedo.csv")
     args = parser.parse_args()
     base = DMVRSettings(schedule=DMVR_SCHEDULE, texture_size=512, lod_levels=7)
@@ -149,11 +158,13 @@ def main() -> None:
                 problem = make_sequence_problem(folder, case, 3, scale)
                 closest = replace(problem, initial=closest_hands(Path(folder), problem))
                 if args.runs == "closed":
-                    row = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "case": case.key}
-                    row.update(benchmark=benchmark, start="closest hand, closed form under the true light")
-                    row.update(texture_psnr_seen=round(closed_form_psnr(closest, base.texture_size), 2))
-                    print(row, flush=True)
-                    rows.append(row)
+                    for smoothing in args.smoothing:
+                        row = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "case": case.key}
+                        row.update(benchmark=benchmark, start="closest hand, closed form under the true light")
+                        psnr = closed_form_psnr(closest, base.texture_size, smoothing)
+                        row.update(texture_psnr_seen=round(psnr, 2), albedo_smoothing=smoothing)
+                        print(row, flush=True)
+                        rows.append(row)
                     continue
                 if args.runs == "start":
                     variants = {"closest hand, start albedo": (closest, START_ONLY)}
@@ -184,6 +195,7 @@ def main() -> None:
                         "texture_psnr_seen": round(record["texture_psnr_seen"], 2),
                         "optimised_psnr_seen": round(texture_psnr(posed, result.optimised_texture, result.seen), 2),
                         "albedo": settings.albedo,
+                        "albedo_smoothing": settings.albedo_smoothing,
                         "relight_psnr_overlap": round(relit.psnr, 2),
                         "light_direction_error_deg": round(record["light_direction_error_deg"], 1),
                         "seconds": round(record["seconds"], 1),

@@ -153,6 +153,41 @@ def test_the_fill_is_smooth_where_the_nearest_seen_texels_make_patches():
     assert harmonic_error < 0.005 < nearest_error / 3, (harmonic_error, nearest_error)
 
 
+def test_the_albedo_regulariser_smooths_thin_evidence_and_keeps_a_crease():
+    """DMVR's albedo regulariser at its default (``DMVRSettings.albedo_smoothing``) on a flat grid:
+    a colour ramp with a dark crease 3 texels wide, observed with noise whose variance is 1 / the
+    texel's evidence (half the texels 1, half 16), a hole no camera saw. Against no smoothing the
+    seen texels' RMS error drops by 40% or more, the crease's grows by at most 10% (it is not
+    blurred away), a well-seen texel moves less than an eighth of what a thinly seen one does, and
+    the hole is still filled."""
+    from handlib.methods.dmvr import DMVRSettings
+
+    rng = np.random.default_rng(7)
+    x, y = np.meshgrid(np.arange(80.0), np.arange(80.0))
+    points = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], 1)
+    normals = np.tile([0.0, 0.0, 1.0], (x.size, 1))
+    truth = np.stack([0.6 + 0.2 * x.ravel() / 80, 0.45 + 0.1 * y.ravel() / 80, np.full(x.size, 0.35)], 1)
+    crease = np.abs(x.ravel() - y.ravel()) < 1.5
+    truth[crease] -= 0.15
+    evidence = np.where(rng.random(x.size) < 0.5, 1.0, 16.0)
+    observed = truth + rng.normal(scale=0.05, size=truth.shape) / np.sqrt(evidence)[:, None]
+    seen = np.hypot(x.ravel() - 55, y.ravel() - 20) > 8
+    given = np.where(seen[:, None], observed, 0.5)
+    plain = harmonic_fill(given, seen, points, normals)
+    smoothed = harmonic_fill(given, seen, points, normals, evidence=evidence, smoothing=DMVRSettings().albedo_smoothing)
+
+    def rms(texture, where):
+        return float(np.sqrt(((texture - truth)[where] ** 2).mean()))
+
+    assert np.array_equal(plain[seen], observed[seen])
+    assert rms(smoothed, seen) <= 0.6 * rms(plain, seen), (rms(smoothed, seen), rms(plain, seen))
+    assert rms(smoothed, seen & crease) <= 1.1 * rms(plain, seen & crease)
+    moved = np.abs(smoothed - observed).mean(1)
+    well, thin = moved[seen & (evidence > 1)].mean(), moved[seen & (evidence == 1)].mean()
+    assert well < thin / 8, (well, thin)
+    assert rms(smoothed, ~seen) < 0.02
+
+
 def test_the_atlas_covers_the_uv_triangles_and_blends_barycentrically():
     """The texels the atlas layout assigns: as many as the UV triangles' area (independent of how
     they are found), each a convex blend of its triangle's corners (a constant stays constant, a

@@ -111,6 +111,15 @@ class DMVRSettings:
     # the optimised texture itself (the paper). See the book's Differences page.
     albedo: str = "demodulated"
     shading_spp: int = 256
+    # The closed-form albedo's regulariser (a departure; 0 turns it off): each texel is pulled toward
+    # its neighbours on the surface with this weight against its evidence (the summed weight of its
+    # samples over the median texel's), so noise in thinly seen texels is smoothed and well-seen
+    # texels keep their detail (handlib.rendering.backproject.harmonic_fill). Chosen on three
+    # development videos no notebook uses (benchmarks/dmvr_albedo.py --runs closed, closest hand,
+    # true light): the albedo's PSNR on the texels seen for 0 / 0.1 / 0.3 / 1, realistic benchmark
+    # 29.72 / 30.43 / 30.57 / 30.53, 30.75 / 31.28 / 31.42 / 31.30, 27.84 / 28.08 / 28.23 / 28.39 dB;
+    # ideal 34.12 / 35.02 / 34.99 / 34.40, 33.92 / 34.67 / 34.69 / 34.10, 28.68 / 29.26 / 29.59 / 29.85.
+    albedo_smoothing: float = 0.3
     texture_size: int = 1024
     lod_levels: int = 8
     sh_bands: int = 2  # 2 bands x RGB = the paper's 12 coefficients
@@ -133,6 +142,8 @@ class DMVRSettings:
             raise ValueError(f"light_gauge must be 'grey' or 'free', got {self.light_gauge!r}.")
         if self.albedo not in ("demodulated", "optimised"):
             raise ValueError(f"albedo must be 'demodulated' or 'optimised', got {self.albedo!r}.")
+        if not self.albedo_smoothing >= 0:
+            raise ValueError(f"albedo_smoothing must be 0 (off) or more, got {self.albedo_smoothing!r}.")
         for stage in self.schedule:
             unknown = set(stage.optimise) - set(DMVR_GROUPS)
             if unknown or stage.iterations < 0:
@@ -463,6 +474,7 @@ def refine_videos(
             settings.texture_size,
             settings.shading_spp,
             settings.layout,
+            settings.albedo_smoothing,
         )
         textures, seens = [b.texture.clamp(0.0, 1.0) for b in bakes], [b.seen for b in bakes]
     seconds = time.perf_counter() - start
@@ -494,6 +506,7 @@ def demodulated_albedo(
     size: int,
     spp: int = 256,
     layout: Layout = "shared",
+    smoothing: float = 0.0,
 ) -> list[Baked]:
     """Each hand's (size, size, 3) linear albedo in closed form, given the rest of a DMVR
     estimate: ``observed[t][c]`` (sRGB-encoded, [0, 1]) of frame t in camera c, ``vertices[t][k]``
@@ -501,7 +514,8 @@ def demodulated_albedo(
     camera's (encoded) background colour. Every frame's images are decoded, each camera's transform
     is undone, and they are divided by the shading (the hands rendered with a white albedo under the
     light at ``spp`` samples, shadows included): per texel, the least-squares albedo over all frames
-    and cameras that saw it (:func:`backproject_texture`); texels none saw are filled."""
+    and cameras that saw it (:func:`backproject_texture`); texels none saw are filled, and with
+    ``smoothing`` > 0 the seen ones smoothed by their evidence (see ``DMVRSettings.albedo_smoothing``)."""
     together = surfaces[0] if len(surfaces) == 1 else HandSurface.together(surfaces)
     renderer = Renderer(cameras, together, RenderSettings(mode="radiance", spp=spp, layout=layout))
     white = torch.ones(size, size * len(surfaces), 3)
@@ -540,5 +554,5 @@ def demodulated_albedo(
         seen = weight.min(-1) > SHADOW_WEIGHT
         albedo = np.where(seen[..., None], total / np.maximum(weight, 1e-12), 0.5)
         combined = replace(baked, seen=seen, weights=weight)
-        bakes.append(replace(combined, texture=combined.fill(torch.as_tensor(albedo))))
+        bakes.append(replace(combined, texture=combined.fill(torch.as_tensor(albedo), smoothing)))
     return bakes

@@ -105,13 +105,22 @@ class Baked:
         """The share of the hand's texels that some camera saw."""
         return float(self.seen[self.covered].mean()) if self.covered.any() else 0.0
 
-    def fill(self, texture: torch.Tensor) -> torch.Tensor:
+    def fill(self, texture: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
         """``texture`` with its unseen texels filled from the seen ones around them on the surface
         (:func:`harmonic_fill`), and the margin around the atlas's charts dilated (what a bilinear
-        lookup at a chart's edge reads)."""
+        lookup at a chart's edge reads). ``smoothing`` > 0 smooths the seen texels too, each held
+        to its value in proportion to its evidence (``weights``; see :func:`harmonic_fill`)."""
         image = np.asarray(texture.detach().cpu(), dtype=np.float64).copy()
         covered = self.covered
-        image[covered] = harmonic_fill(image[covered], self.seen[covered], self.points[covered], self.normals[covered])
+        evidence = None if self.weights is None else self.weights[covered].mean(-1)
+        image[covered] = harmonic_fill(
+            image[covered],
+            self.seen[covered],
+            self.points[covered],
+            self.normals[covered],
+            evidence=evidence,
+            smoothing=smoothing,
+        )
         size = image.shape[0]
         return torch.as_tensor(dilate(image.astype(np.float32), self.covered, margin=max(4, size // 64)))
 
@@ -141,38 +150,70 @@ def fill_from_neighbours(
     return (weight[..., None] * colours[index]).sum(1) / weight.sum(1, keepdims=True)
 
 
-def harmonic_fill(
-    colours: np.ndarray, seen: np.ndarray, points: np.ndarray, normals: np.ndarray, normal_scale: float = FILL_NORMAL_MM
-) -> np.ndarray:
-    """``colours`` (N, 3) of surface ``points`` (N, 3; unit ``normals``) with those not ``seen`` (N,
-    bool) replaced: each becomes the mean of its neighbours (see :data:`FILL_NEIGHBOURS`), which
-    solves a sparse linear system, the seen colours fixed. Without a seen texel nothing changes."""
+def neighbour_laplacian(points: np.ndarray, normals: np.ndarray, normal_scale: float = FILL_NORMAL_MM):
+    """The graph Laplacian (N, N; sparse CSR) of surface ``points`` (N, 3; unit ``normals``), two
+    texels joined when one is among the other's :data:`FILL_NEIGHBOURS` nearest in position and
+    normal together (see :data:`FILL_NORMAL_MM`)."""
     from scipy import sparse
-    from scipy.sparse.linalg import splu
     from scipy.spatial import cKDTree
 
-    seen = np.asarray(seen, bool)
-    if seen.all() or not seen.any():
-        return colours.copy()
     features = np.concatenate([points, normal_scale * normals], 1)
     k = min(FILL_NEIGHBOURS, len(points) - 1)
     _, index = cKDTree(features).query(features, k=k + 1, workers=-1)  # the first is the texel itself
     rows = np.repeat(np.arange(len(points)), k)
     adjacency = sparse.coo_matrix((np.ones(rows.size), (rows, index[:, 1:].ravel())), shape=(len(points),) * 2)
     adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64).tocsr()  # symmetric, each edge once
-    laplacian = sparse.diags(np.asarray(adjacency.sum(1)).ravel()) - adjacency
+    return (sparse.diags(np.asarray(adjacency.sum(1)).ravel()) - adjacency).tocsr()
+
+
+def harmonic_fill(
+    colours: np.ndarray,
+    seen: np.ndarray,
+    points: np.ndarray,
+    normals: np.ndarray,
+    normal_scale: float = FILL_NORMAL_MM,
+    evidence: np.ndarray | None = None,
+    smoothing: float = 0.0,
+) -> np.ndarray:
+    """``colours`` (N, 3) of surface ``points`` (N, 3; unit ``normals``) with those not ``seen`` (N,
+    bool) replaced: each becomes the mean of its neighbours (see :data:`FILL_NEIGHBOURS`), which
+    solves a sparse linear system, the seen colours fixed. Without a seen texel nothing changes.
+
+    With ``smoothing`` > 0 and each texel's ``evidence`` (N, >= 0; say, its summed sample weight)
+    the seen colours move too: the result minimises ``sum e_i (x_i - c_i)^2 + smoothing * sum over
+    neighbours (x_i - x_j)^2``, ``e`` the evidence over its median on the seen texels, so a texel
+    that few or grazing samples saw follows its neighbours more than one that many saw (see
+    ``DMVRSettings.albedo_smoothing``)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    seen = np.asarray(seen, bool)
+    smooth = smoothing > 0 and evidence is not None
+    if not seen.any() or (seen.all() and not smooth):
+        return colours.copy()
+    laplacian = neighbour_laplacian(points, normals, normal_scale)
     unseen = ~seen
-    start = fill_from_neighbours(
-        colours[seen], points[seen], normals[seen], points[unseen], normals[unseen], normal_scale
-    )
+    start = colours.astype(np.float64).copy()
+    if unseen.any():
+        start[unseen] = fill_from_neighbours(
+            colours[seen], points[seen], normals[seen], points[unseen], normals[unseen], normal_scale
+        )
     # A faint pull toward the start makes the system definite where no seen texel is connected.
     anchor = 1e-6
+
+    def solve(system, right):
+        factor = splu(system.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        return factor.solve(np.asarray(right, np.float64))
+
+    if smooth:
+        weight = np.where(seen, np.asarray(evidence, np.float64), 0.0)
+        weight = weight / np.median(weight[seen])
+        system = sparse.diags(weight + anchor) + smoothing * laplacian
+        return solve(system, weight[:, None] * start + anchor * start)
     rows = laplacian[unseen]
-    system = (rows[:, unseen] + anchor * sparse.identity(int(unseen.sum()))).tocsc()
-    right = anchor * start - rows[:, seen] @ colours[seen]
-    factor = splu(system, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-    filled = colours.astype(np.float64).copy()
-    filled[unseen] = factor.solve(np.asarray(right, np.float64))
+    system = rows[:, unseen] + anchor * sparse.identity(int(unseen.sum()))
+    filled = start
+    filled[unseen] = solve(system, anchor * start[unseen] - rows[:, seen] @ colours[seen])
     return filled
 
 
