@@ -119,6 +119,7 @@ class DMVRSettings:
     # true light): the albedo's PSNR on the texels seen for 0 / 0.1 / 0.3 / 1, realistic benchmark
     # 29.72 / 30.43 / 30.57 / 30.53, 30.75 / 31.28 / 31.42 / 31.30, 27.84 / 28.08 / 28.23 / 28.39 dB;
     # ideal 34.12 / 35.02 / 34.99 / 34.40, 33.92 / 34.67 / 34.69 / 34.10, 28.68 / 29.26 / 29.59 / 29.85.
+    # It solves one sparse system over all the hand's texels: ~8 s for a 1024 atlas on 2 cores.
     albedo_smoothing: float = 0.3
     texture_size: int = 1024
     lod_levels: int = 8
