@@ -31,6 +31,9 @@ def test_levels_of_detail_compose_back_to_the_texture():
         lod.level_sizes(100, 4)
     with pytest.raises(ValueError):
         DMVRSettings(texture_size=1000)
+    for smoothing in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="albedo_smoothing"):
+            DMVRSettings(albedo_smoothing=smoothing)
 
 
 def test_bilateral_filter_smooths_noise_and_keeps_jumps():
