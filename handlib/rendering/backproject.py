@@ -121,6 +121,12 @@ class Baked:
         return torch.as_tensor(dilate(image.astype(np.float32), self.covered, margin=max(4, size // 64)))
 
 
+def surface_features(points: np.ndarray, normals: np.ndarray, normal_scale: float) -> np.ndarray:
+    """(N, 6): each point's position and its normal scaled by ``normal_scale`` (mm), the space in
+    which the fill finds a texel's neighbours (see :data:`FILL_NORMAL_MM`)."""
+    return np.concatenate([points, normal_scale * normals], 1)
+
+
 def fill_from_neighbours(
     colours: np.ndarray,
     points: np.ndarray,
@@ -137,10 +143,8 @@ def fill_from_neighbours(
     stride = -(-len(points) // FILL_SOURCES)  # ceiling division: at most FILL_SOURCES sources
     colours, points, normals = colours[::stride], points[::stride], normals[::stride]
     k = min(FILL_NEIGHBOURS, len(points))
-    tree = cKDTree(np.concatenate([points, normal_scale * normals], 1))
-    distance, index = tree.query(
-        np.concatenate([targets, normal_scale * target_normals], 1), k=k, eps=FILL_EPS, workers=-1
-    )
+    tree = cKDTree(surface_features(points, normals, normal_scale))
+    distance, index = tree.query(surface_features(targets, target_normals, normal_scale), k=k, eps=FILL_EPS, workers=-1)
     distance, index = distance.reshape(len(targets), k), index.reshape(len(targets), k)
     weight = 1.0 / (distance + 1e-6)
     return (weight[..., None] * colours[index]).sum(1) / weight.sum(1, keepdims=True)
@@ -153,7 +157,7 @@ def neighbour_laplacian(points: np.ndarray, normals: np.ndarray, normal_scale: f
     from scipy import sparse
     from scipy.spatial import cKDTree
 
-    features = np.concatenate([points, normal_scale * normals], 1)
+    features = surface_features(points, normals, normal_scale)
     k = min(FILL_NEIGHBOURS, len(points) - 1)
     _, index = cKDTree(features).query(features, k=k + 1, workers=-1)  # the first is the texel itself
     rows = np.repeat(np.arange(len(points)), k)
@@ -212,7 +216,7 @@ def harmonic_fill(
             raise ValueError("harmonic_fill: evidence must be >= 0 and positive on most seen texels.")
         weight = weight / typical
         system = sparse.diags(weight + anchor) + smoothing * laplacian
-        return solve(system, weight[:, None] * start + anchor * start)
+        return solve(system, (weight + anchor)[:, None] * start)
     rows = laplacian[unseen]
     system = rows[:, unseen] + anchor * sparse.identity(int(unseen.sum()))
     filled = start
