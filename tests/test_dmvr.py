@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,12 +12,13 @@ import torch
 from handlib.experiments.study import Case, Scale, geometry_errors, make_sequence_problem, texture_psnr
 from handlib.geometry.surface import HandSurface
 from handlib.methods import lod, metrics
-from handlib.methods.dmvr import DMVRSettings, edge_map, refine_sequence
+from handlib.methods.dmvr import DMVRSettings, edge_map, over_plate, refine_sequence
+from handlib.methods.observations import background_plates
 from handlib.methods.schedule import DMVR_SCHEDULE, scaled, total_iterations
 from handlib.methods.temporal import bilateral_filter, temporal_prior
 from handlib.model.hand import HandParams
 from handlib.rendering import lighting
-from handlib.rendering.colour import srgb_decode, srgb_encode, to_srgb8
+from handlib.rendering.colour import apply_colour_transform, srgb_decode, srgb_encode, to_srgb8
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.texture import rasterize_atlas
 
@@ -34,6 +36,8 @@ def test_levels_of_detail_compose_back_to_the_texture():
     for smoothing in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="albedo_smoothing"):
             DMVRSettings(albedo_smoothing=smoothing)
+    with pytest.raises(ValueError, match="background"):
+        DMVRSettings(background="image")
 
 
 def test_bilateral_filter_smooths_noise_and_keeps_jumps():
@@ -295,3 +299,49 @@ def test_video_albedo_takes_no_colour_from_a_saturated_background(tmp_path):
     greenish = texels[:, 1] - np.maximum(texels[:, 0], texels[:, 2])  # skin is red over green
     assert greenish.max() < 0.15, (greenish.max(), (greenish > 0.15).sum())
     assert result.seen[covered].mean() > 0.4
+
+
+def test_the_background_plate_is_the_backdrop_where_the_hand_moved_away_and_a_guess_from_it_behind():
+    """A static backdrop (blue-grey ramp, a bright bar), a skin-coloured disc moving over it in three
+    frames: where some frame shows the backdrop the plate is that backdrop; behind what the disc
+    always covers it is inpainted from the backdrop (no skin); a flat backdrop stays flat."""
+    height, width = 60, 90
+    ramp = np.broadcast_to(np.linspace(0.2, 0.4, height, dtype=np.float32)[:, None], (height, width))
+    backdrop = np.stack([0.5 * ramp, 0.6 * ramp, ramp], -1)
+    backdrop[:, 40:44] = 0.9  # a bright bar behind the hand
+    skin = np.array([0.9, 0.55, 0.4], np.float32)
+    yy, xx = np.mgrid[:height, :width]
+    for flat in (False, True):
+        scene = np.full_like(backdrop, 0.3) if flat else backdrop
+        frames, alphas = [], []
+        for centre in (35, 42, 49):  # the disc moves 7 px per frame; 15 px always covered
+            disc = (yy - 30) ** 2 + (xx - centre) ** 2 <= 15**2
+            frames.append([torch.as_tensor(np.where(disc[..., None], skin, scene))])
+            alphas.append([torch.as_tensor(disc.astype(np.float32))])
+        (plate,) = background_plates(frames, alphas, margin=2)
+        plate = plate.numpy()
+        near = [cv2.dilate(a[0].numpy().astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for a in alphas]
+        shown, hole = ~np.logical_and.reduce(near), np.logical_and.reduce(near)
+        assert hole.sum() > 300 and shown.sum() > 4000
+        assert np.abs(plate[shown] - scene[shown]).max() < 1e-6
+        if flat:  # OpenCV's Telea inpainting gives values from -1.3 to 1.6 here
+            assert np.abs(plate[hole] - 0.3).max() < 1e-3
+        else:
+            reddish = plate[hole][:, 0] - plate[hole][:, 2]  # skin's is 0.5, the backdrop's at most 0
+            assert reddish.max() < 0.02, reddish.max()
+            assert plate[hole].min() >= scene.min() - 1e-3 and plate[hole].max() <= scene.max() + 1e-3
+    with pytest.raises(ValueError, match="one coverage per photo"):
+        background_plates(frames, alphas[:2])
+
+
+def test_the_plate_stays_as_the_photo_shows_it_whatever_the_colour_transform():
+    image = torch.rand(4, 5, 3) * 0.5
+    alpha = torch.zeros(4, 5)
+    alpha[1:3, 1:4] = 1.0
+    image = image * alpha[..., None]  # the hand over black, premultiplied
+    plate = torch.rand(4, 5, 3)
+    transform = torch.tensor([[1.1, 0.05, 0.0, 0.02], [0.0, 0.9, 0.1, -0.01], [0.03, 0.0, 1.2, 0.05]])
+    shown = over_plate(image, alpha, transform, plate)
+    outside = alpha == 0
+    assert torch.equal(shown[outside], plate[outside])
+    assert torch.allclose(shown[~outside], apply_colour_transform(image, transform)[~outside])

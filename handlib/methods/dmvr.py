@@ -51,7 +51,7 @@ from handlib.geometry.cameras import Camera
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import lod, metrics
 from handlib.methods.loop import optimise
-from handlib.methods.observations import background_colours, observed_images
+from handlib.methods.observations import background_colours, background_plates, observed_images
 from handlib.methods.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage
 from handlib.methods.temporal import temporal_prior
 from handlib.methods.together import occluders, penetration_energy
@@ -128,6 +128,12 @@ class DMVRSettings:
     silhouette_spp: int = 1
     layout: Layout = "shared"  # the renderer's scenes: see handlib.rendering.scene
     backdrop: Backdrop = "traced"  # the background colour in the ray tracer, or composited
+    # What the renders show behind the hand (a departure: the paper does not say): "plate", each
+    # camera's view without the hand estimated from the video (handlib.methods.observations.
+    # background_plates), or "colour", its median colour away from the hand. Against a flat colour,
+    # a cluttered backdrop pulls the silhouette toward whatever looks like skin: see the book's
+    # Differences page.
+    background: str = "plate"
     seed: int = 0
     divergence_factor: float = 10.0
     # Two hands (refine_videos): weight of the interpenetration term E3 (mean squared penetration
@@ -141,6 +147,8 @@ class DMVRSettings:
         lod.level_sizes(self.texture_size, self.lod_levels)  # ValueError when they do not fit
         if self.light_gauge not in ("grey", "free"):
             raise ValueError(f"light_gauge must be 'grey' or 'free', got {self.light_gauge!r}.")
+        if self.background not in ("plate", "colour"):
+            raise ValueError(f"background must be 'plate' or 'colour', got {self.background!r}.")
         if self.albedo not in ("demodulated", "optimised"):
             raise ValueError(f"albedo must be 'demodulated' or 'optimised', got {self.albedo!r}.")
         if not self.albedo_smoothing >= 0:
@@ -173,6 +181,14 @@ def edge_map(image: np.ndarray) -> np.ndarray:
     edges = cv2.Canny(cv2.GaussianBlur(grey, (0, 0), EDGE_BLUR_SIGMA), CANNY_LOW, CANNY_HIGH)
     size = 2 * EDGE_DILATION + 1
     return cv2.dilate(edges, np.ones((size, size), np.uint8)) > 0
+
+
+def over_plate(image: torch.Tensor, alpha: torch.Tensor, transform: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
+    """The camera's view, linear: its colour ``transform`` [A | b] applied to the hand's (H, W, 3)
+    render over black (premultiplied by its coverage ``alpha`` (H, W)), over the ``plate``
+    (the camera's view without the hand, which the transform leaves as it is)."""
+    a = alpha[..., None]
+    return image @ transform[:, :3].T + a * transform[:, 3] + (1.0 - a) * plate
 
 
 @dataclass(frozen=True)
@@ -258,15 +274,23 @@ def refine_videos(
             ]
             for t in range(count)
         ]
-        coverage = renderer.render(
-            torch.cat(starts[0]), torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, settings.sh_bands)
-        )
+        coverages = [
+            renderer.render(torch.cat(frame), torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, settings.sh_bands))
+            for frame in (starts if settings.background == "plate" else starts[:1])
+        ]
+    coverage = coverages[0]
 
     # Per texel, the mean over the frames that saw it; texels no frame saw are filled from the
     # nearest seen ones on the surface (first frame's pose), at the start and again at the end.
     # With two hands, each hand's albedo is back-projected with the other in the way of the rays.
     encoded_backgrounds = background_colours(observed[0], coverage.alphas)
-    backgrounds = [srgb_decode(c) for c in encoded_backgrounds]
+    plates = None  # linear, shown behind the transformed hand (not themselves transformed)
+    if settings.background == "plate":
+        plates = [srgb_decode(plate) for plate in background_plates(observed, [c.alphas for c in coverages])]
+        backgrounds = None  # the hand over black, with its coverage's gradients (composite)
+        renderer = Renderer(cameras, surface, replace(renderer.settings, backdrop="composite"))
+    else:
+        backgrounds = [srgb_decode(c) for c in encoded_backgrounds]
     visibilities, levels = [], []
     scenes = [occluders(surface, frame) for frame in starts]  # per frame, shared by the hands' back-projections
     for k, hand_surface in enumerate(surfaces):
@@ -374,7 +398,10 @@ def refine_videos(
             data = edge = torch.zeros(())
             shown = []
             for c, image in enumerate(rendered.images):
-                encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
+                if plates is None:
+                    encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
+                else:
+                    encoded = srgb_encode(over_plate(image, rendered.alphas[c], transforms[c], plates[c]))
                 difference = encoded - observed[t][c]
                 data = data + torch.linalg.vector_norm(difference)
                 if settings.edges:
