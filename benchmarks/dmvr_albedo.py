@@ -27,7 +27,12 @@ neither was fitted under (the chapter's ``relight_psnr_overlap``), and the light
     .venv/bin/python benchmarks/dmvr_albedo.py --levels 4       # optimise the 4 coarsest of 7 levels only
     .venv/bin/python benchmarks/dmvr_albedo.py --runs closed    # the closed-form albedo given geometry and light
     .venv/bin/python benchmarks/dmvr_albedo.py --runs closed --cases 3 --smoothing 0 0.1 0.3 1   # its regulariser
+    .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --background colour   # a colour behind the hand
+    .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --plate-margin 0.0586    # a 15 px hole at 256 px, not 4
 
+
+``--background colour`` renders the hand over each camera's median colour, as before 0.6.2 (rows
+with no ``background`` are from then); ``--plate-margin`` sets ``DMVRSettings.plate_margin``.
 
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
@@ -145,9 +150,19 @@ def main() -> None:
         default=[DMVRSettings.albedo_smoothing],
         help="the closed form's albedo_smoothing (several: one row each)",
     )
+    parser.add_argument("--background", choices=("plate", "colour"), default=DMVRSettings.background)
+    parser.add_argument(
+        "--plate-margin", type=float, default=DMVRSettings.plate_margin, help="the plate's hole, over the image size"
+    )
     parser.add_argument("--csv", type=Path, default=HERE / "dmvr_albedo.csv")
     args = parser.parse_args()
-    base = DMVRSettings(schedule=DMVR_SCHEDULE, texture_size=512, lod_levels=7)
+    base = DMVRSettings(
+        schedule=DMVR_SCHEDULE,
+        texture_size=512,
+        lod_levels=7,
+        background=args.background,
+        plate_margin=args.plate_margin,
+    )
     new_light = studio_light(0.9, np.random.default_rng(2024))  # the dmvr chapter's
     rows = []
     for case in CASES[args.skip : args.skip + args.cases]:
@@ -196,6 +211,8 @@ def main() -> None:
                         "optimised_psnr_seen": round(texture_psnr(posed, result.optimised_texture, result.seen), 2),
                         "albedo": settings.albedo,
                         "albedo_smoothing": settings.albedo_smoothing,
+                        "background": settings.background,
+                        "plate_margin": round(settings.plate_margin, 4),
                         "relight_psnr_overlap": round(relit.psnr, 2),
                         "light_direction_error_deg": round(record["light_direction_error_deg"], 1),
                         "seconds": round(record["seconds"], 1),

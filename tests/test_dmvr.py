@@ -38,6 +38,9 @@ def test_levels_of_detail_compose_back_to_the_texture():
             DMVRSettings(albedo_smoothing=smoothing)
     with pytest.raises(ValueError, match="background"):
         DMVRSettings(background="image")
+    for margin in (-0.01, 0.5, float("nan")):
+        with pytest.raises(ValueError, match="plate_margin"):
+            DMVRSettings(plate_margin=margin)
 
 
 def test_bilateral_filter_smooths_noise_and_keeps_jumps():
@@ -318,7 +321,7 @@ def test_the_background_plate_is_the_backdrop_where_the_hand_moved_away_and_a_gu
             disc = (yy - 30) ** 2 + (xx - centre) ** 2 <= 15**2
             frames.append([torch.as_tensor(np.where(disc[..., None], skin, scene))])
             alphas.append([torch.as_tensor(disc.astype(np.float32))])
-        (plate,) = background_plates(frames, alphas, margin=2)
+        (plate,) = background_plates(frames, alphas, margin=2 / width)
         plate = plate.numpy()
         near = [cv2.dilate(a[0].numpy().astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for a in alphas]
         shown, hole = ~np.logical_and.reduce(near), np.logical_and.reduce(near)

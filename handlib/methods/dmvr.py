@@ -18,9 +18,10 @@ images: on a development video (relaxed/30, 4 frames holding the gesture, 4 came
 167x256, 50 iterations, from 10 mm) every feature on left 6.44 mm and no prior 2.58-2.98 mm;
 with the paper's norms all four combinations of edges and prior end at 2.02-2.12 mm.
 
-with R the ``radiance`` render (diffuse albedo under the SH light, with shadows), compared
-in the images' sRGB encoding. Gradients are accumulated frame by frame: one frame's
-C renders are in memory at a time, whatever T is.
+with R the ``radiance`` render (diffuse albedo under the SH light, with shadows), T_c applied to
+the hand alone, over each camera's background plate (its view without the hand, estimated from the
+video: a departure, ``background``), compared in the images' sRGB encoding. Gradients are
+accumulated frame by frame: one frame's C renders are in memory at a time, whatever T is.
 
 After the optimisation the albedo is estimated again in closed form at the refined geometry,
 light and colour transforms (:func:`demodulated_albedo`, ``albedo="demodulated"``) rather than
@@ -51,7 +52,7 @@ from handlib.geometry.cameras import Camera
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import lod, metrics
 from handlib.methods.loop import optimise
-from handlib.methods.observations import background_colours, background_plates, observed_images
+from handlib.methods.observations import PLATE_MARGIN, background_colours, background_plates, observed_images
 from handlib.methods.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage
 from handlib.methods.temporal import temporal_prior
 from handlib.methods.together import occluders, penetration_energy
@@ -134,6 +135,7 @@ class DMVRSettings:
     # a cluttered backdrop pulls the silhouette toward whatever looks like skin: see the book's
     # Differences page.
     background: str = "plate"
+    plate_margin: float = PLATE_MARGIN  # the plate's hole around the start's hand, over the image's larger side
     seed: int = 0
     divergence_factor: float = 10.0
     # Two hands (refine_videos): weight of the interpenetration term E3 (mean squared penetration
@@ -149,6 +151,10 @@ class DMVRSettings:
             raise ValueError(f"light_gauge must be 'grey' or 'free', got {self.light_gauge!r}.")
         if self.background not in ("plate", "colour"):
             raise ValueError(f"background must be 'plate' or 'colour', got {self.background!r}.")
+        if not 0 <= self.plate_margin < 0.5:
+            raise ValueError(
+                f"plate_margin is a fraction of the image's larger side in [0, 0.5), got {self.plate_margin!r}."
+            )
         if self.albedo not in ("demodulated", "optimised"):
             raise ValueError(f"albedo must be 'demodulated' or 'optimised', got {self.albedo!r}.")
         if not self.albedo_smoothing >= 0:
@@ -286,7 +292,10 @@ def refine_videos(
     encoded_backgrounds = background_colours(observed[0], coverage.alphas)
     plates = None  # linear, shown behind the transformed hand (not themselves transformed)
     if settings.background == "plate":
-        plates = [srgb_decode(plate) for plate in background_plates(observed, [c.alphas for c in coverages])]
+        plates = [
+            srgb_decode(plate)
+            for plate in background_plates(observed, [c.alphas for c in coverages], settings.plate_margin)
+        ]
         backgrounds = None  # the hand over black, with its coverage's gradients (composite)
         renderer = Renderer(cameras, surface, replace(renderer.settings, backdrop="composite"))
     else:

@@ -43,7 +43,7 @@ def background_colours(images: Sequence[torch.Tensor], alphas: Sequence[torch.Te
 
 #: The plate's hole around the estimated hand, as a fraction of the image's larger side (4 px at
 #: the quick profile's 256, 8 at InterHand2.6M's 512). Chosen on three development videos of the
-#: realistic benchmark (benchmarks/dmvr_albedo.py --background): DMVR's eps_v after 100 iterations
+#: realistic benchmark (benchmarks/dmvr_albedo.py --plate-margin): DMVR's eps_v after 100 iterations
 #: from 10 mm, holes of 15 / 4 px: 9.88 / 4.69, 4.32 / 4.46, 3.77 / 4.21 mm. A wide hole is
 #: inpainted from farther away, and where the guess misses the backdrop (a bright bar behind the
 #: fingers) the hand is drawn onto it; the median colour left 9.99 / 6.77 / 3.84 mm.
@@ -51,12 +51,12 @@ PLATE_MARGIN = 1 / 64
 
 
 def background_plates(
-    frames: Sequence[Sequence[torch.Tensor]], alphas: Sequence[Sequence[torch.Tensor]], margin: int | None = None
+    frames: Sequence[Sequence[torch.Tensor]], alphas: Sequence[Sequence[torch.Tensor]], margin: float = PLATE_MARGIN
 ) -> list[torch.Tensor]:
     """Per camera, what it sees without the hand, (H, W, 3) in the images' encoding:
     ``frames[t][c]`` the photo of frame t in camera c, ``alphas[t][c]`` the estimated hand's
-    coverage there. A pixel away from the hand (alpha dilated by ``margin`` px; by default
-    ``PLATE_MARGIN`` of the image's larger side) in some frames takes its median over those frames
+    coverage there. A pixel away from the hand (alpha dilated by ``margin`` times the image's
+    larger side, at least 1 px) in some frames takes its median over those frames
     (the rig does not move); a pixel near the hand in every frame is inpainted from the plate
     around it (OpenCV's Navier-Stokes method, per channel; its Telea method returns values far
     outside the known ones on float images in OpenCV 5.1). ValueError when the counts differ."""
@@ -68,7 +68,7 @@ def background_plates(
     plates = []
     for c in range(len(frames[0])):
         stack = np.stack([frame[c].numpy() for frame in frames]).astype(np.float32)
-        width = margin if margin is not None else max(1, round(PLATE_MARGIN * max(stack.shape[1:3])))
+        width = max(1, round(margin * max(stack.shape[1:3])))
         kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
         near = np.stack([cv2.dilate((a[c].numpy() > 0).astype(np.uint8), kernel) > 0 for a in alphas])
         hole = near.all(0)
