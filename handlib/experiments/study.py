@@ -10,7 +10,6 @@ notebooks collect into tables and draw figures from).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from handlib.data.interhand import InterHandReader
+from handlib.data.interhand import InterHandReader, load_json
 from handlib.data.mismatch import Mismatch
 from handlib.data.realism import IDEAL, Realism
 from handlib.data.synth import SynthSettings, read_truths, synthesize
@@ -161,6 +160,8 @@ class SequenceProblem:
     true_texture: np.ndarray  # (S, S, 3) linear albedo of the subject's skin
     true_light: np.ndarray | None = None  # (bands^2, 3) SH coefficients of the capture's light
     benchmark: str = "ideal"  # which synthetic benchmark (see Scale.benchmark)
+    closest: list[HandParams] | None = None  # per frame, the model's hand closest to the truth (the floor's)
+    colour_responses: np.ndarray | None = None  # (C, 3, 4) each camera's true colour transform
 
 
 def make_sequence_problem(
@@ -188,6 +189,8 @@ def make_sequence_problem(
     truths = read_truths(out)
     cameras = [video[0].cameras[name] for name in sorted(video[0].cameras)]
     texture = np.load(out / "ground_truth" / "textures" / "capture0.npy").astype(np.float32)
+    scene = load_json(out / "ground_truth" / "scene.json")
+    closest = load_json(out / "ground_truth" / "MANO_NeuralAnnot.json")
     return SequenceProblem(
         case,
         frames,
@@ -198,8 +201,10 @@ def make_sequence_problem(
         [frame.frame for frame in video],
         [truths[(f.capture, f.frame, "right")] for f in video],
         texture,
-        np.asarray(json.loads((out / "ground_truth" / "scene.json").read_text())["light_sh"], dtype=np.float64),
+        np.asarray(scene["light_sh"], dtype=np.float64),
         scale.benchmark,
+        [HandParams.from_interhand(closest[str(f.capture)][str(f.frame)]["right"]) for f in video],
+        np.asarray([scene["colour_response"][c.name] for c in cameras], dtype=np.float64),
     )
 
 
@@ -303,6 +308,45 @@ def texture_psnr(problem: SequenceProblem, texture: torch.Tensor, seen: np.ndarr
     _, covered = rasterize_atlas(surface, torch.zeros(surface.num_vertices, 1, dtype=torch.float64), size)
     mask = covered if seen is None else covered & seen
     return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(mask))
+
+
+def albedo_floor(
+    problem: SequenceProblem, size: int, seen: np.ndarray | None = None, smoothing: float | None = None
+) -> float:
+    """The albedo's floor: the robust PSNR (dB, as :func:`texture_psnr`) of DMVR's closed-form albedo
+    (:func:`handlib.methods.dmvr.demodulated_albedo`) when all else is as good as the model allows:
+    each frame's closest model hand, the true light and each camera's true colour response. Over
+    the texels in ``seen`` (S, S) when given (say, those a DMVR result saw), else over those the
+    closed form saw. What limits it is what no estimate on the model's surface escapes: the
+    images' resolution and noise, and a true hand that the model's surface does not follow
+    (``benchmarks/dmvr_albedo.py --runs closed`` takes it apart). ``smoothing``: the closed form's
+    regulariser (default DMVRSettings.albedo_smoothing)."""
+    from handlib.methods.dmvr import DMVRSettings, demodulated_albedo
+    from handlib.methods.observations import background_colours, observed_images
+    from handlib.rendering import lighting
+    from handlib.rendering.renderer import Renderer, RenderSettings
+
+    if problem.closest is None or problem.true_light is None or problem.colour_responses is None:
+        raise ValueError("albedo_floor needs a synthetic capture's closest hands, light and colour responses.")
+    surface = HandSurface.of(problem.model)
+    observed = [observed_images(row, problem.cameras, t) for t, row in enumerate(problem.images)]
+    with torch.no_grad():
+        vertices = [[problem.model(p).vertices[0]] for p in problem.closest]
+        coverage = Renderer(problem.cameras, surface, RenderSettings(mode="radiance", spp=4)).render(
+            vertices[0][0], torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, 2)
+        )
+    (baked,) = demodulated_albedo(
+        [surface],
+        problem.cameras,
+        observed,
+        vertices,
+        torch.as_tensor(problem.true_light, dtype=torch.float32),
+        torch.as_tensor(problem.colour_responses, dtype=torch.float32),
+        background_colours(observed[0], coverage.alphas),
+        size,
+        smoothing=DMVRSettings.albedo_smoothing if smoothing is None else smoothing,
+    )
+    return texture_psnr(problem, baked.texture.clamp(0.0, 1.0), baked.seen if seen is None else seen)
 
 
 def light_direction_error(problem: SequenceProblem, light: torch.Tensor) -> float:

@@ -77,7 +77,10 @@ def _dmvr(folder: Path, profile: str) -> str | None:
         ("light_direction_error_deg", "light's dominant direction, error (degrees)"),
     ):
         if column in demo and pd.notna(r[column]):
-            rows.append([label, f"{r[column]:.2f}"])
+            floor = r.get(f"{column}_floor")
+            rows.append(
+                [label, f"{r[column]:.2f}" + ("" if floor is None or pd.isna(floor) else f" (floor {floor:.2f})")]
+            )
     return f"`results/{profile}/dmvr_demo.csv` ({r.get('benchmark', 'ideal')} benchmark, {int(r.frames)} frames, " + (
         f"{int(r.cameras)} cameras):\n\n" + _table(rows, ["DMVR, one video", "value"])
     )
