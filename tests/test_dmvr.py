@@ -203,6 +203,12 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     assert result.texture.shape == (128, 128, 3) and math.isfinite(result.history[-1]["prior"])
     # One shape for the video.
     assert all(torch.equal(p.betas, result.params[0].betas) for p in result.params)
+    # The plates the renders were shown over: one per camera, the photo itself in a corner the hand never reaches.
+    assert len(result.plates) == len(problem.cameras)
+    for c, (plate, camera) in enumerate(zip(result.plates, problem.cameras)):
+        assert plate.shape == (camera.height, camera.width, 3)
+        corner = np.median([srgb_decode(torch.as_tensor(row[c][0, 0] / 255.0)).numpy() for row in problem.images], 0)
+        assert np.allclose(plate[0, 0].numpy(), corner, atol=1e-4)
     # The light's gauge: its mean stays white at 1, its other coefficients grey; the light moved.
     light = result.light
     assert torch.allclose(light[0], lighting.uniform(1.0, 2)[0]) and torch.equal(light, light[:, :1].expand(-1, 3))

@@ -178,6 +178,9 @@ class DMVRResult:
     seen: np.ndarray | None = field(default=None, repr=False)  # (S, S) texels some camera saw in some frame
     # the texture the optimiser left (with albedo="optimised" the same as ``texture``)
     optimised_texture: torch.Tensor | None = field(default=None, repr=False)
+    # per camera, the (H, W, 3) linear view without the hand the renders were shown over
+    # (background="plate"; None with "colour"): draw a re-render over it with :func:`over_plate`
+    plates: list[torch.Tensor] | None = field(default=None, repr=False)
 
 
 def edge_map(image: np.ndarray) -> np.ndarray:
@@ -527,6 +530,7 @@ def refine_videos(
             seconds,
             seens[k],
             optimised[k],
+            plates,
         )
         for k in range(len(hands))
     ]
