@@ -36,6 +36,12 @@ neither was fitted under (the chapter's ``relight_psnr_overlap``), and the light
 ``--background colour`` renders the hand over each camera's median colour, as before 0.6.2 (rows
 with no ``background`` are from then); ``--plate-margin`` sets ``DMVRSettings.plate_margin``.
 
+Rows with a ``plate_refresh`` come from a trial that was not kept: the plates built again around
+the current hand at those iterations (the best state taken since the last rebuild). A plate built
+around a misplaced hand hides the backdrop that contradicts it: peace 5.92 mm (rebuilt at 40 and
+70) against 4.92 without, three 4.35 against 4.32, relaxed 3.46 against 4.24; rebuilt every 10
+iterations from 30, peace ended at 6.59 (a run stopped there, not in the file).
+
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
 second stage (2 levels).

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,3 +96,32 @@ def test_dominant_direction_finds_where_a_light_comes_from():
         assert torch.allclose(lighting.dominant_direction(coefficients), d, atol=1e-9)
     with pytest.raises(ValueError, match="two SH bands"):
         lighting.dominant_direction(lighting.uniform(1.0, 1))
+
+
+def test_the_matte_ball_is_brightest_where_it_faces_the_light():
+    # A camera at the world's origin looking along +z (identity camrot): x right, y down.
+    rotation = np.eye(3)
+    for direction, brightest in (
+        ([0.0, 0.0, -1.0], (32, 32)),
+        ([1.0, 0.0, 0.0], (32, 63)),
+        ([0.0, -1.0, 0.0], (0, 32)),
+    ):
+        d = torch.tensor(direction, dtype=torch.float64)
+        coefficients = lighting.sh_basis(d, 2)[:, None].expand(-1, 3) + lighting.uniform(0.5, 2).double()
+        ball = lighting.matte_ball(coefficients, rotation, 64)
+        grey = ball.mean(-1).numpy()
+        row, column = np.unravel_index(np.argmax(grey), grey.shape)
+        # (at the rim a few pixels tie: the ball is 64 px across)
+        assert abs(row - brightest[0]) <= 7 and abs(column - brightest[1]) <= 7, (direction, row, column)
+        assert grey[0, 0] == 0.0 and grey[63, 63] == 0.0  # outside the ball
+    # Seen from the other side (half a turn about the view's y axis), a light from -z lights it least at the centre.
+    d = torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
+    coefficients = lighting.sh_basis(d, 2)[:, None].expand(-1, 3) + lighting.uniform(0.5, 2).double()
+    front = lighting.matte_ball(coefficients, rotation, 64).mean(-1).numpy()
+    behind = lighting.matte_ball(coefficients, np.diag([-1.0, 1.0, -1.0]), 64).mean(-1).numpy()
+    assert behind[32, 32] == behind[behind > 0].min() and behind[32, 32] < 0.6 * front[32, 32], (
+        behind[32, 32],
+        front[32, 32],
+    )
+    flat = lighting.matte_ball(lighting.uniform(1.0, 2).double(), rotation, 32).mean(-1).numpy()
+    assert np.allclose(flat[flat > 0], math.pi)

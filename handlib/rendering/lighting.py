@@ -119,6 +119,21 @@ def irradiance(coefficients: torch.Tensor, normals: torch.Tensor) -> torch.Tenso
     return sh_basis(normals, bands) @ (coefficients * lobe[:, None])
 
 
+def matte_ball(coefficients: torch.Tensor, world_to_view, size: int = 64) -> torch.Tensor:
+    """A picture of the light: the unshadowed irradiance (size, size, 3) on a ball, as a camera of
+    rotation ``world_to_view`` (3, 3; world to camera, x right, y down, z forward: InterHand2.6M's
+    ``camrot``) sees it from afar; 0 outside the ball. The ball's normal at a pixel is the view
+    direction's sphere point turned back into the world, so a light that comes from behind the
+    camera lights the ball's centre."""
+    dtype = coefficients.dtype
+    axis = (torch.arange(size, dtype=dtype) + 0.5) * (2.0 / size) - 1.0
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    inside = x * x + y * y < 1.0
+    facing = torch.stack([x, y, -torch.sqrt((1.0 - x * x - y * y).clamp_min(0.0))], -1)  # toward the camera
+    normals = facing @ torch.as_tensor(world_to_view, dtype=dtype)  # R^T n, as rows
+    return torch.where(inside[..., None], irradiance(coefficients, normals).clamp_min(0.0), 0.0)
+
+
 def latlong_directions(height: int, width: int, dtype=torch.float32) -> torch.Tensor:
     """(H, W, 3) local directions of the texel centres of Mitsuba's envmap image."""
     theta = (torch.arange(height, dtype=dtype) + 0.5) * (math.pi / height)
