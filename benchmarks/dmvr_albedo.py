@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument(
         "--plate-margin", type=float, default=DMVRSettings.plate_margin, help="the plate's hole, over the image size"
     )
+    parser.add_argument("--start", choices=("both", "annotations", "closest"), default="both", help="which refine runs")
     parser.add_argument("--held-out", action="store_true", help="the held-out videos instead of the development ones")
     parser.add_argument("--csv", type=Path, default=HERE / "dmvr_albedo.csv")
     args = parser.parse_args()
@@ -161,6 +162,8 @@ def main() -> None:
                         "annotations, full schedule": (problem, DMVR_SCHEDULE),
                         "closest hand, appearance only": (closest, APPEARANCE_ONLY),
                     }
+                if args.start != "both":
+                    variants = {k: v for k, v in variants.items() if k.startswith(args.start)}
                 for start, (posed, schedule) in variants.items():
                     settings = replace(
                         base,

@@ -204,7 +204,9 @@ def make_sequence_problem(
         np.asarray(scene["light_sh"], dtype=np.float64),
         scale.benchmark,
         [HandParams.from_interhand(closest[str(f.capture)][str(f.frame)]["right"]) for f in video],
-        np.asarray([scene["colour_response"][c.name] for c in cameras], dtype=np.float64),
+        None  # a capture written before the responses were recorded
+        if "colour_response" not in scene
+        else np.asarray([scene["colour_response"][c.name] for c in cameras], dtype=np.float64),
     )
 
 
