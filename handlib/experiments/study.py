@@ -325,7 +325,6 @@ def albedo_floor(
     regulariser (default DMVRSettings.albedo_smoothing)."""
     from handlib.methods.dmvr import DMVRSettings, demodulated_albedo
     from handlib.methods.observations import background_colours, observed_images
-    from handlib.rendering import lighting
     from handlib.rendering.renderer import Renderer, RenderSettings
 
     if problem.closest is None or problem.true_light is None or problem.colour_responses is None:
@@ -334,8 +333,9 @@ def albedo_floor(
     observed = [observed_images(row, problem.cameras, t) for t, row in enumerate(problem.images)]
     with torch.no_grad():
         vertices = [[problem.model(p).vertices[0]] for p in problem.closest]
-        coverage = Renderer(problem.cameras, surface, RenderSettings(mode="radiance", spp=4)).render(
-            vertices[0][0], torch.full((4, 4, 3), 0.5), lighting.uniform(1.0, 2)
+        # only the coverage is used: a reflectance render has the same as a radiance one, without a light
+        coverage = Renderer(problem.cameras, surface, RenderSettings(spp=4)).render(
+            vertices[0][0], torch.full((4, 4, 3), 0.5)
         )
     (baked,) = demodulated_albedo(
         [surface],
