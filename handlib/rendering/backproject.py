@@ -308,6 +308,63 @@ def pixel_index(pixels: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndar
     return row, column
 
 
+@dataclass
+class TexelSamples:
+    """Where the cameras see the texels of a hand's atlas: the atlas's surface ``attributes``
+    (S, S, 6: point in mm and normal) and the texels on the hand (``covered``), and per camera the
+    samples that count (``views``): the indices of the texels it sees (into the covered ones, each
+    once), their positions in its image (N, 2, in [0, 1]) and their view weights (N, the squared
+    cosine of the viewing angle: frontal views count most)."""
+
+    attributes: np.ndarray
+    covered: np.ndarray
+    views: list[tuple[np.ndarray, torch.Tensor, np.ndarray]]
+
+    @property
+    def count(self) -> int:
+        """How many texels lie on the hand."""
+        return int(self.covered.sum())
+
+    def sample(self, camera: int, image) -> np.ndarray:
+        """(N, C) bilinear lookups of ``image`` (camera ``camera``'s (H, W, C)) at its samples."""
+        return sample_texture(torch.as_tensor(np.asarray(image, dtype=np.float64)), self.views[camera][1]).numpy()
+
+
+def texel_samples(
+    surface: HandSurface,
+    vertices: torch.Tensor,
+    cameras: Sequence[Camera],
+    images: Sequence[np.ndarray],
+    size: int,
+    backgrounds: Sequence | None = None,
+    scene: mi.Scene | None = None,
+    masks: Sequence[np.ndarray] | None = None,
+    hand_like: bool = False,
+) -> TexelSamples:
+    """Which texels of the (size, size) atlas of the hand at model ``vertices`` (V, 3) mm each camera
+    sees in ``images`` (each (H, W, 3) in [0, 1]), and where: the samples :func:`backproject_texture`
+    averages (its arguments of the same names say which are left out)."""
+    closed = surface.close(vertices.detach().double())
+    attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
+    points, normals = attributes[covered, :3], attributes[covered, 3:]
+    scene = surface_scene(surface, closed) if scene is None else scene
+    views = []
+    for k, (camera, image) in enumerate(zip(cameras, images)):
+        visible, facing, pixels = visible_points(scene, camera, points, normals)
+        image = np.asarray(image, dtype=np.float64)
+        extent = np.array([camera.width, camera.height], dtype=np.float64)
+        excluded = np.zeros((camera.height, camera.width), bool)
+        under = pixel_index(pixels[visible], camera)  # the pixel under each visible point
+        if backgrounds is not None:
+            hand = image[under] if hand_like and visible.any() else None
+            excluded |= near_background(image, backgrounds[k], hand)
+        if masks is not None:
+            excluded |= ~np.asarray(masks[k], bool)
+        visible[np.flatnonzero(visible)[excluded[under]]] = False
+        views.append((np.flatnonzero(visible), torch.as_tensor(pixels[visible] / extent), facing[visible] ** 2))
+    return TexelSamples(attributes, covered, views)
+
+
 def backproject_texture(
     surface: HandSurface,
     vertices: torch.Tensor,
@@ -342,37 +399,22 @@ def backproject_texture(
     background colour whose chromaticity the hand shows (:data:`HAND_LIKE_Z`): for a hand whose
     pose is refined and whose ``masks`` keep its outline out; at a misplaced mesh the distance
     alone guards better (see :data:`HAND_LIKE_Z`)."""
-    closed = surface.close(vertices.detach().double())
-    attributes, covered = rasterize_atlas(surface, torch.cat([closed, surface.normals(closed)], 1), size)
-    points, normals = attributes[covered, :3], attributes[covered, 3:]
-    scene = surface_scene(surface, closed) if scene is None else scene
-    total = np.zeros((len(points), 3))
-    weight = np.zeros((len(points), 3))
-    for k, (camera, image) in enumerate(zip(cameras, images)):
-        visible, facing, pixels = visible_points(scene, camera, points, normals)
-        image = torch.as_tensor(np.asarray(image, dtype=np.float64))
-        extent = np.array([camera.width, camera.height], dtype=np.float64)
-        excluded = np.zeros((camera.height, camera.width), bool)
-        under = pixel_index(pixels[visible], camera)  # the pixel under each visible point
-        if backgrounds is not None:
-            hand = image.numpy()[under] if hand_like and visible.any() else None
-            excluded |= near_background(image.numpy(), backgrounds[k], hand)
-        if masks is not None:
-            excluded |= ~np.asarray(masks[k], bool)
-        visible[np.flatnonzero(visible)[excluded[under]]] = False
-        at = torch.as_tensor(pixels[visible] / extent)
-        source = image if values is None else torch.as_tensor(np.asarray(values[k], dtype=np.float64))
-        colours = sample_texture(source, at).numpy()
-        view = facing[visible, None] ** 2  # frontal views count most
+    samples = texel_samples(surface, vertices, cameras, images, size, backgrounds, scene, masks, hand_like)
+    attributes, covered = samples.attributes, samples.covered
+    total = np.zeros((samples.count, 3))
+    weight = np.zeros((samples.count, 3))
+    for k, (index, _, view) in enumerate(samples.views):
+        colours = samples.sample(k, images[k] if values is None else values[k])
+        view = view[:, None]
         if shading is None:
-            total[visible] += colours * view
-            weight[visible] += view
+            total[index] += colours * view
+            weight[index] += view
         else:
-            s = sample_texture(torch.as_tensor(np.asarray(shading[k], dtype=np.float64)), at).numpy()
-            total[visible] += colours * s * view
-            weight[visible] += s * s * view
+            s = samples.sample(k, shading[k])
+            total[index] += colours * s * view
+            weight[index] += s * s * view
     seen = weight.min(1) > SHADOW_WEIGHT
-    colour = np.full((len(points), 3), 0.5)
+    colour = np.full((samples.count, 3), 0.5)
     colour[seen] = total[seen] / weight[seen]
     texture = np.zeros((size, size, 3), np.float64)
     texture[covered] = colour
