@@ -217,10 +217,17 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     surface = HandSurface.of(problem.model)
     _, covered = rasterize_atlas(surface, torch.zeros(surface.num_vertices, 1), 128)
     assert not (result.seen & ~covered).any() and 0.3 < result.seen[covered].mean() < 0.95
-    # The albedo in closed form at the refined hand (the default) against the texture Adam left:
-    # measured over seeds 0-2, 30.05 / 30.29 / 29.80 dB against 28.64 / 28.82 / 28.27 (+1.4-1.5 dB).
+    # The albedo in closed form at the refined hand, under the light estimated again (the defaults),
+    # against the texture Adam left: measured over seeds 0-2, 30.27 / 30.29 / 30.46 dB against
+    # 27.95 / 27.98 / 28.06 (+2.3-2.4 dB; under the optimiser's light, 0.6.3: +1.4-1.5 dB).
     demodulated, optimised = (texture_psnr(problem, t, result.seen) for t in (result.texture, result.optimised_texture))
-    assert demodulated > optimised + 0.7, (demodulated, optimised)
+    assert demodulated > optimised + 1.5, (demodulated, optimised)
+    # This video's true light has no key light (SH band 1 is 0): the light estimated again is
+    # nearer that than the optimiser's (band 1's norm 0.25 / 0.45 / 0.28 against 0.78 / 0.75 / 0.80).
+    assert result.light[1:, 0].norm() < 0.8 * result.optimised_light[1:, 0].norm(), (
+        result.light,
+        result.optimised_light,
+    )
 
 
 @pytest.mark.slow

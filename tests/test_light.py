@@ -70,7 +70,7 @@ def test_the_light_that_makes_each_texels_albedo_one_is_the_true_light(seed):
     strength = lambda light: float(light[1:4].mean(1).norm() / light[0].mean())  # noqa: E731
     assert abs(strength(found) / strength(true) - 1) < 0.1, (strength(found), strength(true))
     # what the best albedo leaves is smaller under the found light than under a uniform one
-    assert sums.residual(found.double().numpy().T) < sums.residual(start.double().numpy().T)
+    assert sums.residual(found.numpy()) < sums.residual(start.numpy())
 
 
 def test_a_surface_that_does_not_turn_says_nothing_of_the_light():
@@ -105,3 +105,33 @@ def test_bad_requests_say_what_is_wrong():
     empty = replace(sums, ii=sums.ii[:0], ib=sums.ib[:0], bb=sums.bb[:0])
     with pytest.raises(ValueError, match="no texel"):
         consistent_light(empty, lighting.uniform(1.0, 2))
+
+
+def test_the_light_of_a_rendered_video_at_the_closest_hands_points_where_the_true_light_does(tmp_path):
+    """A realistic synthetic video (3 frames, 3 cameras, key light 0.4): the sums gathered from
+    renders of each frame's closest model hand, with the true colour responses undone, give a light
+    near the truth's direction, and under it the best albedo leaves less than under a uniform light."""
+    from handlib.experiments.study import Case, Scale, light_direction_error, make_sequence_problem
+    from handlib.geometry.surface import HandSurface
+    from handlib.methods.light import shading_sums
+    from handlib.methods.observations import background_colours, observed_images
+    from handlib.rendering.renderer import Renderer, RenderSettings
+
+    scale = Scale(cameras=3, shrink=4, spp=8, texture_size=128, colour_response=0.03, directional_light=0.4)
+    problem = make_sequence_problem(tmp_path, Case("ok", 13, noise_mm=10.0), 3, scale.on("realistic"))
+    surface = HandSurface.of(problem.model)
+    observed = [observed_images(row, problem.cameras, t) for t, row in enumerate(problem.images)]
+    with torch.no_grad():
+        vertices = [[problem.model(p).vertices[0]] for p in problem.closest]
+        coverage = Renderer(problem.cameras, surface, RenderSettings(spp=4)).render(
+            vertices[0][0], torch.full((4, 4, 3), 0.5)
+        )
+    responses = torch.as_tensor(problem.colour_responses, dtype=torch.float32)
+    backgrounds = background_colours(observed[0], coverage.alphas)
+    sums = shading_sums([surface], problem.cameras, observed, vertices, responses, backgrounds, spp=64)
+    uniform = lighting.uniform(1.0, 2)
+    found = consistent_light(sums, uniform)
+    # Measured: 7.8 degrees (seeds 14 / 15: 18.2 / 13.1); a light drawn at random is 90 off on average.
+    error = light_direction_error(problem, found)
+    assert error < 20.0, error
+    assert sums.residual(found.numpy()) < sums.residual(uniform.numpy())

@@ -312,27 +312,26 @@ def texture_psnr(problem: SequenceProblem, texture: torch.Tensor, seen: np.ndarr
     return metrics.robust_psnr(torch.as_tensor(truth), texture.detach().float(), torch.as_tensor(mask))
 
 
-def albedo_floor(
-    problem: SequenceProblem, size: int, seen: np.ndarray | None = None, smoothing: float | None = None
-) -> float:
-    """The albedo's floor: the robust PSNR (dB, as :func:`texture_psnr`) of DMVR's closed-form albedo
-    (:func:`handlib.methods.dmvr.demodulated_albedo`) when all else is as good as the model allows:
-    each frame's closest model hand, the true light and each camera's true colour response. Over
-    the texels in ``seen`` (S, S) when given (say, those a DMVR result saw), else over those the
-    closed form saw. What limits it is what no estimate on the model's surface escapes: the
-    images' resolution and noise, and a true hand that the model's surface does not follow
-    (``benchmarks/dmvr_albedo.py --runs closed`` takes it apart). ``smoothing``: the closed form's
-    regulariser (default DMVRSettings.albedo_smoothing)."""
+def closed_form_albedo(
+    problem: SequenceProblem,
+    params: Sequence[HandParams],
+    light,
+    transforms,
+    size: int,
+    smoothing: float | None = None,
+):
+    """DMVR's closed-form albedo (:func:`handlib.methods.dmvr.demodulated_albedo`, a
+    :class:`~handlib.rendering.backproject.Baked`) of the video's hand posed by ``params`` (per
+    frame), under the SH ``light``, with the cameras' (C, 3, 4) colour ``transforms`` undone.
+    ``smoothing``: its regulariser (default DMVRSettings.albedo_smoothing)."""
     from handlib.methods.dmvr import DMVRSettings, demodulated_albedo
     from handlib.methods.observations import background_colours, observed_images
     from handlib.rendering.renderer import Renderer, RenderSettings
 
-    if problem.closest is None or problem.true_light is None or problem.colour_responses is None:
-        raise ValueError("albedo_floor needs a synthetic capture's closest hands, light and colour responses.")
     surface = HandSurface.of(problem.model)
     observed = [observed_images(row, problem.cameras, t) for t, row in enumerate(problem.images)]
     with torch.no_grad():
-        vertices = [[problem.model(p).vertices[0]] for p in problem.closest]
+        vertices = [[problem.model(p).vertices[0]] for p in params]
         # only the coverage is used: a reflectance render has the same as a radiance one, without a light
         coverage = Renderer(problem.cameras, surface, RenderSettings(spp=4)).render(
             vertices[0][0], torch.full((4, 4, 3), 0.5)
@@ -342,12 +341,29 @@ def albedo_floor(
         problem.cameras,
         observed,
         vertices,
-        torch.as_tensor(problem.true_light, dtype=torch.float32),
-        torch.as_tensor(problem.colour_responses, dtype=torch.float32),
+        torch.as_tensor(light, dtype=torch.float32),
+        torch.as_tensor(transforms, dtype=torch.float32),
         background_colours(observed[0], coverage.alphas),
         size,
         smoothing=DMVRSettings.albedo_smoothing if smoothing is None else smoothing,
     )
+    return baked
+
+
+def albedo_floor(
+    problem: SequenceProblem, size: int, seen: np.ndarray | None = None, smoothing: float | None = None
+) -> float:
+    """The albedo's floor: the robust PSNR (dB, as :func:`texture_psnr`) of DMVR's closed-form albedo
+    (:func:`closed_form_albedo`) when all else is as good as the model allows: each frame's closest
+    model hand, the true light and each camera's true colour response. Over the texels in ``seen``
+    (S, S) when given (say, those a DMVR result saw), else over those the closed form saw. What
+    limits it is what no estimate on the model's surface escapes: the images' resolution and noise,
+    and a true hand that the model's surface does not follow (``benchmarks/dmvr_albedo.py --runs
+    closed`` takes it apart). ``smoothing``: the closed form's regulariser (default
+    DMVRSettings.albedo_smoothing)."""
+    if problem.closest is None or problem.true_light is None or problem.colour_responses is None:
+        raise ValueError("albedo_floor needs a synthetic capture's closest hands, light and colour responses.")
+    baked = closed_form_albedo(problem, problem.closest, problem.true_light, problem.colour_responses, size, smoothing)
     return texture_psnr(problem, baked.texture.clamp(0.0, 1.0), baked.seen if seen is None else seen)
 
 

@@ -75,6 +75,7 @@ def _dmvr(folder: Path, profile: str) -> str | None:
         # Runs before the overlap metric compared the union of both silhouettes (outline errors included).
         ("relight_psnr", "re-render under a new light, robust PSNR over either hand's pixels (dB)"),
         ("light_direction_error_deg", "light's dominant direction, error (degrees)"),
+        ("optimised_light_direction_error_deg", "the light the optimiser left, same error (degrees)"),
     ):
         if column in demo and pd.notna(r[column]):
             floor = r.get(f"{column}_floor")

@@ -51,6 +51,7 @@ import torch
 from handlib.geometry.cameras import Camera
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import lod, metrics
+from handlib.methods.light import consistent_light, shading_sums
 from handlib.methods.loop import optimise
 from handlib.methods.observations import PLATE_MARGIN, background_colours, background_plates, observed_images
 from handlib.methods.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage
@@ -111,6 +112,12 @@ class DMVRSettings:
     # cameras), where the optimised texture is Adam's estimate from 4-spp gradients; "optimised":
     # the optimised texture itself (the paper). See the book's Differences page.
     albedo: str = "demodulated"
+    # "consistent": after the optimisation (before the closed-form albedo), the light is estimated
+    # again at the refined geometry and colour transforms: the one under which each texel's
+    # closed-form albedo explains its samples over all frames best (handlib.methods.light, variable
+    # projection; band 0 held, ``light_gauge`` kept); "optimised": the optimiser's light (the paper).
+    # Needs albedo="demodulated" (the albedo must be estimated again under the new light).
+    light_estimate: str = "consistent"
     shading_spp: int = 256
     # The closed-form albedo's regulariser (a departure; 0 turns it off): each texel is pulled toward
     # its neighbours on the surface with this weight against its evidence (the summed weight of its
@@ -157,6 +164,13 @@ class DMVRSettings:
             )
         if self.albedo not in ("demodulated", "optimised"):
             raise ValueError(f"albedo must be 'demodulated' or 'optimised', got {self.albedo!r}.")
+        if self.light_estimate not in ("consistent", "optimised"):
+            raise ValueError(f"light_estimate must be 'consistent' or 'optimised', got {self.light_estimate!r}.")
+        if self.light_estimate == "consistent" and self.albedo != "demodulated":
+            raise ValueError(
+                "light_estimate='consistent' needs albedo='demodulated' (the albedo is estimated again under the "
+                "new light); with albedo='optimised' set light_estimate='optimised'."
+            )
         if not self.albedo_smoothing >= 0:
             raise ValueError(f"albedo_smoothing must be 0 (off) or more, got {self.albedo_smoothing!r}.")
         for stage in self.schedule:
@@ -181,6 +195,8 @@ class DMVRResult:
     # per camera, the (H, W, 3) linear view without the hand the renders were shown over
     # (background="plate"; None with "colour"): draw a re-render over it with :func:`over_plate`
     plates: list[torch.Tensor] | None = field(default=None, repr=False)
+    # the light the optimiser left (with light_estimate="optimised" the same as ``light``)
+    optimised_light: torch.Tensor | None = field(default=None, repr=False)
 
 
 def edge_map(image: np.ndarray) -> np.ndarray:
@@ -499,16 +515,31 @@ def refine_videos(
     params = [[frame_params(k, t, best_motion[k]) for t in range(count)] for k in range(len(hands))]
     textures = [visibility.fill(lod.compose(h).clamp(0.0, 1.0)) for visibility, h in zip(visibilities, best_levels)]
     seens = [visibility.seen for visibility in visibilities]
-    optimised = textures
+    optimised, optimised_light = textures, light_of(best_light).detach()
+    light = optimised_light
     if settings.albedo == "demodulated":
         with torch.no_grad():
             vertices = [[hand.model(p[t]).vertices[0] for hand, p in zip(hands, params)] for t in range(count)]
+        if settings.lighting and settings.light_estimate == "consistent":
+            sums = shading_sums(
+                surfaces,
+                cameras,
+                observed,
+                vertices,
+                best_transforms,
+                encoded_backgrounds,
+                settings.sh_bands,
+                settings.shading_spp,
+                settings.layout,
+                seed=settings.seed,
+            )
+            light = consistent_light(sums, optimised_light, settings.light_gauge)
         bakes = demodulated_albedo(
             surfaces,
             cameras,
             observed,
             vertices,
-            light_of(best_light),
+            light,
             best_transforms,
             encoded_backgrounds,
             settings.texture_size,
@@ -522,7 +553,7 @@ def refine_videos(
         DMVRResult(
             params[k],
             textures[k],
-            light_of(best_light),
+            light,
             best_transforms,
             outcome.history,
             outcome.diverged,
@@ -531,6 +562,7 @@ def refine_videos(
             seens[k],
             optimised[k],
             plates,
+            optimised_light,
         )
         for k in range(len(hands))
     ]

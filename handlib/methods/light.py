@@ -47,6 +47,8 @@ from handlib.rendering.scene import Layout
 #: no direction's radiance goes negative (which the renderer would clamp, breaking linearity) for
 #: up to 3 bands (|Y_lm| <= 1.1), large enough to stand out of the renders' noise.
 BASIS_STEP = 0.5
+#: Band 0 of the uniform white light (radiance 1), the first basis light.
+WHITE_BAND0 = float(lighting.uniform(1.0, 1)[0, 0])
 #: The atlas the sums are taken on: ~20k texels on a hand, plenty for 3-9 numbers.
 ATLAS_SIZE = 256
 #: The fit is robust to texels the refined hand misplaces (a texel whose samples are different skin,
@@ -72,18 +74,20 @@ class ShadingSums:
     ib: np.ndarray
     bb: np.ndarray
 
-    def texel_residuals(self, y: np.ndarray, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:
-        """(N,) what each texel's best albedo leaves, summed over ``channels``, under the light ``y``
-        (3, K) (per channel, band 0 first; scaled per channel as one likes)."""
+    def texel_residuals(self, light: np.ndarray, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:
+        """(N,) what each texel's best albedo leaves, summed over ``channels``, under the SH ``light``
+        (K, 3) (the albedo takes each channel's scale, so only the light's shape counts)."""
         channels = list(channels)  # a tuple would index several axes
-        ii, ib, bb, y = self.ii[:, channels], self.ib[:, channels], self.bb[:, channels], y[channels]
+        y = np.array(light, dtype=np.float64).T[channels]  # (channels, K): the basis shadings' weights
+        y[:, 0] /= WHITE_BAND0  # the first basis shading is the white light's whole
+        ii, ib, bb = self.ii[:, channels], self.ib[:, channels], self.bb[:, channels]
         explained = np.einsum("nck,ck->nc", ib, y) ** 2
         shading = np.einsum("nckl,ck,cl->nc", bb, y, y)
         return (ii - explained / np.maximum(shading, 1e-300)).sum(1)
 
-    def residual(self, y: np.ndarray, channels: Sequence[int] = (0, 1, 2)) -> float:
+    def residual(self, light: np.ndarray, channels: Sequence[int] = (0, 1, 2)) -> float:
         """:meth:`texel_residuals` summed over the texels."""
-        return float(self.texel_residuals(y, channels).sum())
+        return float(self.texel_residuals(light, channels).sum())
 
     def weighted(self, weights: np.ndarray) -> "ShadingSums":
         """The sums with each texel's samples weighted by ``weights`` (N,)."""
@@ -178,26 +182,25 @@ def consistent_light(
     band0 = start[0].numpy()
     if not (band0 > 0).all():
         raise ValueError(f"the start light's band 0 must be positive in every channel, got {band0}.")
-    zero = float(lighting.uniform(1.0, bands)[0, 0])  # band 0 of the white light the basis was rendered under
     # (K-1, 3): per channel, the coefficients beyond band 0 with band 0 scaled to white's
-    relative = (start[1:] / start[0] * zero).numpy()
+    relative = (start[1:] / start[0] * WHITE_BAND0).numpy()
     directions = torch.nn.functional.normalize(
         torch.randn(_CHECK_DIRECTIONS, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64), dim=1
     )
     basis = lighting.sh_basis(directions, bands).numpy()  # (D, K)
 
-    def shading_of(x: np.ndarray) -> np.ndarray:
-        """(3, K): the weights of the basis shadings for the coefficients ``x`` (K-1, 3)."""
-        return np.concatenate([np.ones((1, 3)), x]).T  # the first basis shading is the white light's whole
+    def light_of(x: np.ndarray) -> np.ndarray:
+        """(K, 3): band 0 white's, the rest ``x`` (K-1, 3)."""
+        return np.concatenate([np.full((1, 3), WHITE_BAND0), x])
 
     def fit(sums: ShadingSums, guess: np.ndarray) -> np.ndarray:
         found = np.empty_like(relative)
         for channels in [[0, 1, 2]] if gauge == "grey" else [[0], [1], [2]]:
 
             def cost(x: np.ndarray, channels: list[int] = channels) -> float:
-                if (basis[:, 0] * zero + basis[:, 1:] @ x).min() < 0:
+                if (basis[:, 0] * WHITE_BAND0 + basis[:, 1:] @ x).min() < 0:
                     return np.inf  # some direction's radiance would be negative
-                return sums.residual(shading_of(np.repeat(x[:, None], 3, 1)), channels)
+                return sums.residual(light_of(np.repeat(x[:, None], 3, 1)), channels)
 
             best = None
             for x0 in (guess[:, channels].mean(1), np.zeros(len(guess))):
@@ -212,8 +215,8 @@ def consistent_light(
     found = fit(sums, relative)
     total = sums.ii.sum(1)
     for _ in range(reweightings):
-        share = sums.texel_residuals(shading_of(found)) / np.maximum(total, 1e-300)  # what is left, relative
+        share = sums.texel_residuals(light_of(found)) / np.maximum(total, 1e-300)  # what is left, relative
         scale = ROBUST_SCALE * max(float(np.median(share)), 1e-12)
         found = fit(sums.weighted(1.0 / (1.0 + (share / scale) ** 2)), found)
-    light = np.concatenate([np.full((1, 3), zero), found]) / zero * band0[None]  # each channel's band 0 back
+    light = light_of(found) / WHITE_BAND0 * band0[None]  # each channel's band 0 back to the start's
     return torch.as_tensor(light, dtype=torch.float32)
