@@ -23,10 +23,11 @@ the hand alone, over each camera's background plate (its view without the hand, 
 video: a departure, ``background``), compared in the images' sRGB encoding. Gradients are
 accumulated frame by frame: one frame's C renders are in memory at a time, whatever T is.
 
-After the optimisation the albedo is estimated again in closed form at the refined geometry,
-light and colour transforms (:func:`demodulated_albedo`, ``albedo="demodulated"``) rather than
-taken from the optimiser's 4-sample gradient steps (a departure from the paper, on the book's
-Differences page).
+After the optimisation the light is estimated again at the refined geometry and colour transforms,
+as the one under which each texel's albedo is one colour in every frame (:mod:`handlib.methods.light`,
+``light_estimate="consistent"``), and the albedo in closed form under it (:func:`demodulated_albedo`,
+``albedo="demodulated"``) rather than taken from the optimiser's 4-sample gradient steps (two
+departures from the paper, on the book's Differences page).
 
 Each feature (edges, temporal prior, lighting, colour transforms) can be switched off for
 the ablation; without lighting the light stays uniform white. The light is grey by default
