@@ -13,12 +13,6 @@ from handlib.methods.light import ShadingSums, consistent_light
 from handlib.rendering import lighting
 
 
-def angle(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Degrees between two lights' dominant directions."""
-    cosine = lighting.dominant_direction(a.double()) @ lighting.dominant_direction(b.double())
-    return math.degrees(math.acos(float(cosine.clamp(-1.0, 1.0))))
-
-
 def unshadowed_sums(light: torch.Tensor, frames: int, turn_deg: float, seed: int, noise: float = 0.01) -> ShadingSums:
     """The sums of 3000 texels of random albedo and normal, seen in ``frames`` frames as the surface
     turns by ``turn_deg`` about a random axis per frame, under ``light`` (unshadowed irradiance),
@@ -64,7 +58,7 @@ def test_the_light_that_makes_each_texels_albedo_one_is_the_true_light(seed):
     sums = unshadowed_sums(true, 3, 15.0, seed)
     start = lighting.uniform(1.0, 2)
     found = consistent_light(sums, start)
-    assert angle(found, true) < 3.0, angle(found, true)
+    assert lighting.direction_error(found, true) < 3.0, lighting.direction_error(found, true)
     assert torch.equal(found[0], start[0]) and torch.equal(found, found[:, :1].expand(-1, 3))
     # the key light's strength relative to band 0: within 10% (the truth's band 0 is not white)
     strength = lambda light: float(light[1:4].mean(1).norm() / light[0].mean())  # noqa: E731
@@ -79,8 +73,8 @@ def test_a_surface_that_does_not_turn_says_nothing_of_the_light():
     true = key_light([1.0, 0.5, 1.0])
     still = unshadowed_sums(true, 3, 0.0, 3, noise=0.0)
     start = key_light([-1.0, 0.0, 0.2])
-    assert angle(consistent_light(still, start), start) < 1.0
-    assert angle(consistent_light(unshadowed_sums(true, 3, 15.0, 3), start), true) < 3.0
+    assert lighting.direction_error(consistent_light(still, start), start) < 1.0
+    assert lighting.direction_error(consistent_light(unshadowed_sums(true, 3, 15.0, 3), start), true) < 3.0
 
 
 def test_the_free_gauge_keeps_each_channels_band_zero_and_finds_each_channels_light():

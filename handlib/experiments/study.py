@@ -370,12 +370,11 @@ def albedo_floor(
 def light_direction_error(problem: SequenceProblem, light: torch.Tensor) -> float:
     """Degrees between the recovered light's dominant direction and the true light's (NaN without
     a true light)."""
-    from handlib.rendering.lighting import dominant_direction
+    from handlib.rendering.lighting import direction_error
 
     if problem.true_light is None:
         return float("nan")
-    cosine = dominant_direction(light.detach().double()) @ dominant_direction(torch.as_tensor(problem.true_light))
-    return float(torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0))))
+    return direction_error(light, problem.true_light)
 
 
 @dataclass

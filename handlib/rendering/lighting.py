@@ -84,6 +84,14 @@ def dominant_direction(coefficients: torch.Tensor) -> torch.Tensor:
     return vector / vector.norm().clamp_min(1e-12)
 
 
+def direction_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Degrees between two lights' dominant directions (:func:`dominant_direction`)."""
+    cosine = dominant_direction(torch.as_tensor(a).detach().double()) @ dominant_direction(
+        torch.as_tensor(b).detach().double()
+    )
+    return math.degrees(math.acos(float(cosine.clamp(-1.0, 1.0))))
+
+
 def cosine_lobe(l: int) -> float:
     """A_l, the SH coefficient of the clamped cosine (pi, 2pi/3, pi/4, 0, ...)."""
     if l == 0:
