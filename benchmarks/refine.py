@@ -133,6 +133,7 @@ def main(argv=None) -> None:
             if row is None:
                 continue
             rows.append(row)
+            append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row}])  # kept if a later run times out
             print(
                 f"{method} {path:>10}: {row['seconds']:.1f} s ({row['total_iterations']} iterations x "
                 f"{row['frames']} frames x {row['cameras']} cameras), "
@@ -142,7 +143,6 @@ def main(argv=None) -> None:
             )
     if not rows:
         return
-    append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row} for row in rows])
     for method in args.methods:
         by_path = {path_of(r): r for r in rows if r["method"] == method}
         for path, row in by_path.items():

@@ -244,6 +244,7 @@ def main(argv=None) -> None:
             continue
         row["throughput_ratio"] = round(row["plain_rays_s"] / row["iteration_s"], 4)
         rows.append(row)
+        append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row}])  # kept if a later row times out
         print(
             f"{views:>3} views {size:>7} spp {spp:>2} {mode:>11} {generator:>8} {layout:>10} {backdrop:>9}: "
             f"{row['iteration_s']:.3f} s/iter, plain rays {row['plain_rays_s']:.4f} s, "
@@ -252,7 +253,6 @@ def main(argv=None) -> None:
         )
     if not rows:
         return
-    append_rows(args.csv, [{"date": time.strftime("%Y-%m-%d %H:%M"), **row} for row in rows])
     print_ratios(rows)
 
 
