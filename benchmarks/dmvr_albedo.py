@@ -50,6 +50,13 @@ around a misplaced hand hides the backdrop that contradicts it: peace 5.92 mm (r
 70) against 4.92 without, three 4.35 against 4.32, relaxed 3.46 against 4.24; rebuilt every 10
 iterations from 30, peace ended at 6.59 (a run stopped there, not in the file).
 
+Rows with ``light_start`` ``consistent`` come from a trial that was not kept (2026-12-04): the
+optimisation started from the light estimated at the annotations' hands (as at the end) and the
+closed-form albedo under it, not from a white light and the back-projected observations. Against
+the rows of 16:09-16:14 that day (same videos, seed and code otherwise): eps_v 5.20 / 4.44 / 4.17
+mm against 5.49 / 4.51 / 3.30; the albedo 29.19 / 29.48 / 27.83 dB against 29.91 / 29.29 / 27.80;
+the re-render 31.11 / 30.21 / 31.18 against 31.46 / 30.20 / 30.94. No better on the whole.
+
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
 second stage (2 levels).
