@@ -39,14 +39,9 @@ def unshadowed_sums(light: torch.Tensor, frames: int, turn_deg: float, seed: int
     return ShadingSums(ii, ib, bb)
 
 
-def key_light(direction, strength: float = 0.4, colour=(1.0, 0.98, 0.95)) -> torch.Tensor:
-    """A near-uniform light of ``colour`` plus a key light toward ``direction`` (as the synthetic captures')."""
-    d = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
-    light = lighting.uniform(colour, 2).double()
-    light[1:4] = torch.as_tensor(strength * math.sqrt(4 * math.pi) / math.sqrt(3.0) * np.array([d[1], d[2], d[0]]))[
-        :, None
-    ]
-    return light
+def key_light(direction, strength: float = 0.4) -> torch.Tensor:
+    """The synthetic captures' kind of light: near-uniform warm white plus a key light toward ``direction``."""
+    return lighting.key_light(direction, strength, (1.0, 0.98, 0.95)).double()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -68,12 +63,17 @@ def test_the_light_that_makes_each_texels_albedo_one_is_the_true_light(seed):
 
 
 def test_a_surface_that_does_not_turn_says_nothing_of_the_light():
-    """In a single frame a free albedo explains any light: the light found is whichever start it
-    was given (nothing pulls it), so it carries no information; with the surface turning it does."""
+    """In a single frame a free albedo explains any light: every light leaves nothing of the images
+    (so the light found carries no information); with the surface turning, only the true one does."""
     true = key_light([1.0, 0.5, 1.0])
-    still = unshadowed_sums(true, 3, 0.0, 3, noise=0.0)
     start = key_light([-1.0, 0.0, 0.2])
-    assert lighting.direction_error(consistent_light(still, start), start) < 1.0
+    still = unshadowed_sums(true, 3, 0.0, 3, noise=0.0)
+    turning = unshadowed_sums(true, 3, 15.0, 3, noise=0.0)
+    for sums, others_explain in ((still, True), (turning, False)):
+        scale = sums.ii.sum()
+        assert sums.residual(true.numpy()) < 1e-9 * scale
+        for other in (start, key_light([0.0, 1.0, 0.0], 0.8)):
+            assert (sums.residual(other.numpy()) < 1e-9 * scale) == others_explain
     assert lighting.direction_error(consistent_light(unshadowed_sums(true, 3, 15.0, 3), start), true) < 3.0
 
 

@@ -98,6 +98,17 @@ def test_dominant_direction_finds_where_a_light_comes_from():
         lighting.dominant_direction(lighting.uniform(1.0, 1))
 
 
+def test_a_key_light_comes_from_its_direction_and_its_radiance_swings_by_its_strength():
+    directions = sphere_directions(4000, seed=3)
+    for direction, strength in (([0.0, 0.0, 1.0], 0.4), ([1.0, -2.0, 0.5], 0.9)):
+        d = torch.tensor(direction, dtype=torch.float64)
+        light = lighting.key_light(d * 3.0, strength, (1.0, 0.98, 0.95))  # any length
+        assert torch.allclose(lighting.dominant_direction(light.double()), d / d.norm(), atol=1e-6)
+        white = lighting.radiance(light.double(), directions)[:, 0]  # red: band 0's radiance is 1
+        assert white.max() == pytest.approx(1.0 + strength, abs=0.01)
+        assert white.min() == pytest.approx(1.0 - strength, abs=0.01)
+
+
 def test_the_matte_ball_is_brightest_where_it_faces_the_light():
     # A camera at the world's origin looking along +z (identity camrot): x right, y down.
     rotation = np.eye(3)

@@ -48,6 +48,7 @@ from handlib.data.realism import (
 from handlib.geometry.cameras import dome_cameras
 from handlib.model.gestures import gesture, gesture_pose, model_hand_pose
 from handlib.model.hand import HandModel, HandParams, Truth, as_truth
+from handlib.rendering import lighting
 from handlib.rendering.colour import to_srgb8
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.texture import SKIN_TONES, SkinStyle, model_skin_texture
@@ -118,16 +119,10 @@ def rig_cameras(count: int, shrink: int, seed: int) -> list:
 def studio_light(directional: float, rng: np.random.Generator) -> torch.Tensor:
     """2-band SH light (4, 3): near-uniform white, plus a key light from a random upper
     direction of relative strength ``directional`` (which casts shadows)."""
-    light = torch.zeros(4, 3, dtype=torch.float32)
-    light[0] = torch.tensor([1.0, 0.98, 0.95]) * math.sqrt(4 * math.pi)  # radiance ~1 everywhere
     direction = rng.normal(size=3)
     direction[2] = abs(direction[2]) + 0.5  # from above (world +z)
-    direction /= np.linalg.norm(direction)
-    # Y_1m = sqrt(3 / 4pi) * (y, z, x) for m = -1, 0, 1; keep the radiance non-negative.
-    strength = min(directional, 0.95) * math.sqrt(4 * math.pi) / math.sqrt(3.0)
-    for row, component in zip((1, 2, 3), (direction[1], direction[2], direction[0])):
-        light[row] = float(strength * component)
-    return light
+    # radiance ~1 everywhere; the key light's strength kept below 1, so no radiance is negative
+    return lighting.key_light(direction, min(directional, 0.95), (1.0, 0.98, 0.95), bands=2)
 
 
 def colour_responses(count: int, spread: float, rng: np.random.Generator) -> np.ndarray:

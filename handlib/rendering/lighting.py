@@ -169,3 +169,17 @@ def uniform(value: float | tuple[float, float, float] = 1.0, bands: int = DEFAUL
     coefficients = torch.zeros(num_coefficients(bands), 3)
     coefficients[0] = torch.as_tensor(value, dtype=torch.float32) * math.sqrt(4 * math.pi)
     return coefficients
+
+
+def key_light(
+    direction, strength: float, value: float | tuple[float, float, float] = 1.0, bands: int = DEFAULT_BANDS
+) -> torch.Tensor:
+    """A constant environment of RGB radiance ``value`` plus, in band 1, a grey light toward
+    ``direction`` (3,) whose radiance changes by ``strength`` times band 0's white per unit cosine:
+    below 1 no direction's radiance is negative. Band 1's rows are Y_1,-1, Y_1,0, Y_1,1, which
+    go as (y, z, x)."""
+    d = torch.as_tensor(direction, dtype=torch.float64)
+    d = d / torch.linalg.vector_norm(d)
+    coefficients = uniform(value, bands)
+    coefficients[1:4] = (strength * math.sqrt(4 * math.pi) / math.sqrt(3.0) * d[[1, 2, 0]]).float()[:, None]
+    return coefficients
