@@ -107,6 +107,9 @@ def test_a_key_light_comes_from_its_direction_and_its_radiance_swings_by_its_str
         white = lighting.radiance(light.double(), directions)[:, 0]  # red: band 0's radiance is 1
         assert white.max() == pytest.approx(1.0 + strength, abs=0.01)
         assert white.min() == pytest.approx(1.0 - strength, abs=0.01)
+    for direction, bands in (([0.0, 0.0, 0.0], 2), ([1.0, 0.0], 2), ([0.0, 0.0, 1.0], 1)):
+        with pytest.raises(ValueError, match="key light"):
+            lighting.key_light(direction, 0.5, bands=bands)
 
 
 def test_the_matte_ball_is_brightest_where_it_faces_the_light():

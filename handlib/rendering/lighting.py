@@ -178,7 +178,11 @@ def key_light(
     ``direction`` (3,) whose radiance changes by ``strength`` times band 0's white per unit cosine:
     below 1 no direction's radiance is negative. Band 1's rows are Y_1,-1, Y_1,0, Y_1,1, which
     go as (y, z, x)."""
+    if bands < 2:
+        raise ValueError(f"a key light lives in SH band 1: it needs at least 2 bands, got {bands}.")
     d = torch.as_tensor(direction, dtype=torch.float64)
+    if d.shape != (3,) or not torch.isfinite(d).all() or not torch.linalg.vector_norm(d) > 0:
+        raise ValueError(f"the key light's direction must be a finite non-zero 3-vector, got {direction!r}.")
     d = d / torch.linalg.vector_norm(d)
     coefficients = uniform(value, bands)
     coefficients[1:4] = (strength * math.sqrt(4 * math.pi) / math.sqrt(3.0) * d[[1, 2, 0]]).float()[:, None]
