@@ -52,7 +52,7 @@ import torch
 from handlib.geometry.cameras import Camera
 from handlib.geometry.surface import HandSurface, side_by_side
 from handlib.methods import lod, metrics
-from handlib.methods.light import consistent_light, shading_sums
+from handlib.methods.light import consistent_light, frame_inputs, shading_renderer, shading_sums
 from handlib.methods.loop import optimise
 from handlib.methods.observations import PLATE_MARGIN, background_colours, background_plates, observed_images
 from handlib.methods.schedule import DMVR_GROUPS, DMVR_SCHEDULE, Stage
@@ -60,13 +60,12 @@ from handlib.methods.temporal import temporal_prior
 from handlib.methods.together import occluders, penetration_energy
 from handlib.model.hand import HandModel, HandParams
 from handlib.rendering import lighting
-from handlib.rendering.backproject import SHADOW_WEIGHT, Baked, backproject_texture, inside_outline
+from handlib.rendering.backproject import SHADOW_WEIGHT, Baked, backproject_texture
 from handlib.rendering.colour import (
     apply_colour_transform,
     identity_colour_transforms,
     srgb_decode,
     srgb_encode,
-    undo_colour_transform,
 )
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
@@ -590,8 +589,7 @@ def demodulated_albedo(
     light at ``spp`` samples, shadows included): per texel, the least-squares albedo over all frames
     and cameras that saw it (:func:`backproject_texture`); texels none saw are filled, and with
     ``smoothing`` > 0 the seen ones smoothed by their evidence (see ``DMVRSettings.albedo_smoothing``)."""
-    together = surfaces[0] if len(surfaces) == 1 else HandSurface.together(surfaces)
-    renderer = Renderer(cameras, together, RenderSettings(mode="radiance", spp=spp, layout=layout))
+    together, renderer = shading_renderer(surfaces, cameras, spp, layout)
     white = torch.ones(size, size * len(surfaces), 3)
     sums = [np.zeros((size, size, 3)) for _ in surfaces]
     weights = [np.zeros((size, size, 3)) for _ in surfaces]
@@ -600,22 +598,19 @@ def demodulated_albedo(
         with torch.no_grad():
             rendered = renderer.render(torch.cat(frame), white, light)
         shading = [image.double().numpy() for image in rendered.images]
-        inside = [inside_outline(alpha.numpy()) for alpha in rendered.alphas]
-        linear = [undo_colour_transform(srgb_decode(image), t).numpy() for image, t in zip(row, transforms)]
-        scene = occluders(together, frame)
-        encoded = [image.numpy() for image in row]
+        inputs = frame_inputs(together, frame, row, transforms, rendered.alphas)
         for k, hand_surface in enumerate(surfaces):
             baked = backproject_texture(
                 hand_surface,
                 frame[k],
                 cameras,
-                encoded,
+                inputs.encoded,
                 size,
                 backgrounds,
-                scene,
+                inputs.scene,
                 shading=shading,
-                values=linear,
-                masks=inside,
+                values=inputs.linear,
+                masks=inputs.inside,
                 hand_like=True,
                 fill=False,
             )

@@ -28,7 +28,7 @@ hand (benchmarks/dmvr_albedo.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from handlib.rendering.backproject import SHADOW_WEIGHT, inside_outline, texel_s
 from handlib.rendering.colour import srgb_decode, undo_colour_transform
 from handlib.rendering.renderer import Renderer, RenderSettings
 from handlib.rendering.scene import Layout
+
+if TYPE_CHECKING:
+    import mitsuba as mi
 
 #: Each basis light is the uniform white one plus this much of one SH coefficient: small enough that
 #: no direction's radiance goes negative (which the renderer would clamp, breaking linearity) for
@@ -95,6 +98,45 @@ class ShadingSums:
         return ShadingSums(self.ii * w, self.ib * w[..., None], self.bb * w[..., None, None])
 
 
+class FrameInputs(NamedTuple):
+    """What DMVR's closed forms (this light, :func:`handlib.methods.dmvr.demodulated_albedo`) take
+    from one frame, per camera: the observed image (sRGB-encoded), the same linear with the camera's
+    colour transform undone, the pixels inside the rendered hands' outline (the only ones sampled);
+    and the scene of the hands that hides texels from the cameras."""
+
+    encoded: list[np.ndarray]
+    linear: list[np.ndarray]
+    inside: list[np.ndarray]
+    scene: "mi.Scene"
+
+
+def shading_renderer(
+    surfaces: Sequence[HandSurface], cameras: Sequence[Camera], spp: int, layout: Layout
+) -> tuple[HandSurface, Renderer]:
+    """The hands as one surface, and the renderer of their shading (radiance, over black) that the
+    closed forms divide the observations by."""
+    together = surfaces[0] if len(surfaces) == 1 else HandSurface.together(surfaces)
+    return together, Renderer(cameras, together, RenderSettings(mode="radiance", spp=spp, layout=layout))
+
+
+def frame_inputs(
+    together: HandSurface,
+    frame: Sequence[torch.Tensor],
+    observed: Sequence[torch.Tensor],
+    transforms: torch.Tensor,
+    alphas: Sequence[torch.Tensor],
+) -> FrameInputs:
+    """:class:`FrameInputs` of one frame: the hands' model vertices ``frame`` (one per hand), its
+    ``observed`` images (sRGB-encoded, [0, 1]), the (C, 3, 4) colour ``transforms`` to undo and the
+    coverage ``alphas`` of a render of the hands there."""
+    return FrameInputs(
+        [image.numpy() for image in observed],
+        [undo_colour_transform(srgb_decode(image), t).numpy() for image, t in zip(observed, transforms)],
+        [inside_outline(alpha.numpy()) for alpha in alphas],
+        occluders(together, frame),
+    )
+
+
 def basis_lights(bands: int) -> list[torch.Tensor]:
     """The uniform white light, then it plus ``BASIS_STEP`` of each further SH coefficient."""
     white = lighting.uniform(1.0, bands)
@@ -125,8 +167,7 @@ def shading_sums(
     shadings are renders of the hands (white albedo) under :func:`basis_lights` at ``spp`` samples
     with the same random numbers, so that their differences keep little of the noise. The samples
     are those of DMVR's closed-form albedo (inside the rendered outline, not the background)."""
-    together = surfaces[0] if len(surfaces) == 1 else HandSurface.together(surfaces)
-    renderer = Renderer(cameras, together, RenderSettings(mode="radiance", spp=spp, layout=layout))
+    together, renderer = shading_renderer(surfaces, cameras, spp, layout)
     lights = basis_lights(bands)
     white = torch.ones(4, 4, 3)
     sums = [None] * len(surfaces)
@@ -139,20 +180,25 @@ def shading_sums(
             np.stack([plain[c]] + [(r.images[c].double().numpy() - plain[c]) / BASIS_STEP for r in renders[1:]], -1)
             for c in range(len(cameras))
         ]
-        inside = [inside_outline(alpha.numpy()) for alpha in renders[0].alphas]
-        linear = [undo_colour_transform(srgb_decode(image), tr).numpy() for image, tr in zip(row, transforms)]
-        encoded = [image.numpy() for image in row]
-        scene = occluders(together, frame)
+        inputs = frame_inputs(together, frame, row, transforms, renders[0].alphas)
         for k, hand_surface in enumerate(surfaces):
             samples = texel_samples(
-                hand_surface, frame[k], cameras, encoded, size, backgrounds, scene, masks=inside, hand_like=True
+                hand_surface,
+                frame[k],
+                cameras,
+                inputs.encoded,
+                size,
+                backgrounds,
+                inputs.scene,
+                masks=inputs.inside,
+                hand_like=True,
             )
             count, K = samples.count, len(lights)
             if sums[k] is None:
                 sums[k] = [np.zeros((count, 3)), np.zeros((count, 3, K)), np.zeros((count, 3, K, K))]
             ii, ib, bb = sums[k]
             for c, (index, _, view) in enumerate(samples.views):
-                i = samples.sample(c, linear[c])  # (n, 3)
+                i = samples.sample(c, inputs.linear[c])  # (n, 3)
                 b = samples.sample(c, basis[c].reshape(*basis[c].shape[:2], -1)).reshape(len(index), 3, K)
                 w = view[:, None]
                 ii[index] += w * i * i
