@@ -13,7 +13,7 @@ import torch
 
 from handlib.data.interhand import InterHandReader
 from handlib.data.synth import SynthSettings, synthesize
-from handlib.methods import losses
+from handlib.methods import losses, metrics
 from handlib.methods.schedule import SMVR_SCHEDULE, diverging, scaled, total_iterations
 from handlib.methods.smvr import SMVRResult, SMVRSettings, refine_frame
 from handlib.model.hand import HandModel, HandParams
@@ -35,6 +35,22 @@ def test_error_functions():
         losses.smooth_l1(torch.zeros(3, dtype=torch.float64), j), torch.tensor([0.0, 0.9, 7.5], dtype=torch.float64)
     )
     assert torch.autograd.gradcheck(lambda x: losses.smooth_l1(torch.zeros(3, dtype=torch.float64), x), (j,))
+
+
+def test_finger_errors_put_the_error_on_the_finger_that_moved():
+    truth = torch.randn(21, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 50
+    moved = truth.clone()
+    moved[4] += torch.tensor([0.0, 8.0, 0.0], dtype=torch.float64)  # InterHand2.6M: joint 4 is the index tip
+    moved[20] += torch.tensor([3.0, 0.0, 4.0], dtype=torch.float64)  # the wrist, 5 mm
+    errors = metrics.finger_errors(moved, truth)
+    assert set(errors) == {"thumb", "index", "middle", "ring", "pinky", "wrist"}
+    assert errors["index"] == pytest.approx(2.0) and errors["wrist"] == pytest.approx(5.0)
+    assert all(errors[f] == 0.0 for f in ("thumb", "middle", "ring", "pinky"))
+    # their joint-weighted mean is eps_j
+    weighted = (4 * sum(errors[f] for f in ("thumb", "index", "middle", "ring", "pinky")) + errors["wrist"]) / 21
+    assert weighted == pytest.approx(metrics.joint_error(moved, truth))
+    with pytest.raises(ValueError, match=r"\(21, 3\)"):
+        metrics.finger_errors(moved[:16], truth[:16])
 
 
 def test_paper_schedule_has_230_iterations():

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from handlib.model.hand import HandOutput, Truth, as_truth  # noqa: F401  (Truth: what errors are measured against)
+from handlib.model.skeleton import INTERHAND_JOINTS, TIP_ORDER
 
 
 def vertex_error(vertices: torch.Tensor, truth: torch.Tensor) -> float:
@@ -21,6 +22,21 @@ def joint_error(joints: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor |
     if valid is not None:
         distance = distance[valid.to(torch.bool)]
     return float(distance.mean()) if distance.numel() else float("nan")
+
+
+def finger_errors(joints: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """Where a hand's error lies: the mean distance (mm) over each finger's four joints (tip to
+    base) and at the wrist, for (21, 3) joint sets in InterHand2.6M's order; keys thumb, index,
+    middle, ring, pinky, wrist. Their joint-weighted mean is eps_j."""
+    if joints.shape != (len(INTERHAND_JOINTS), 3) or truth.shape != joints.shape:
+        raise ValueError(
+            f"finger_errors takes two (21, 3) joint sets in InterHand2.6M order, got {tuple(joints.shape)} "
+            f"and {tuple(truth.shape)}."
+        )
+    distance = (joints - truth).norm(dim=-1)
+    groups = {finger: [k for k, name in enumerate(INTERHAND_JOINTS) if name[:-1] == finger] for finger in TIP_ORDER}
+    groups["wrist"] = [INTERHAND_JOINTS.index("wrist")]
+    return {name: float(distance[indices].mean()) for name, indices in groups.items()}
 
 
 def errors_against(output: HandOutput, truth: Truth) -> tuple[float, float]:
