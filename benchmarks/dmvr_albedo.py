@@ -57,6 +57,10 @@ the rows of 16:09-16:14 that day (same videos, seed and code otherwise): eps_v 5
 mm against 5.49 / 4.51 / 3.30; the albedo 29.19 / 29.48 / 27.83 dB against 29.91 / 29.29 / 27.80;
 the re-render 31.11 / 30.21 / 31.18 against 31.46 / 30.20 / 30.94. No better on the whole.
 
+Since 0.6.6 each refine row says where the joints' error stays (``fingers_after_mm``, and
+``fingers_closest_mm`` for the model's closest hands): the mean over frames of
+``handlib.methods.metrics.finger_errors``, thumb / index / middle / ring / pinky / wrist in mm.
+
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
 second stage (2 levels).
@@ -86,6 +90,7 @@ from handlib.experiments.study import (  # noqa: E402
     Scale,
     albedo_floor,
     closed_form_albedo,
+    finger_errors,
     light_direction_error,
     make_sequence_problem,
     refine_video,
@@ -114,6 +119,12 @@ APPEARANCE_ONLY = tuple(
 )
 START_ONLY = (Stage(("environment",), 1),)
 CLOSED = "closest hand, closed form under the true light and colour responses"
+
+
+def fingers(problem, params) -> str:
+    """The joints' error by finger (mm, mean over frames): thumb / index / middle / ring / pinky / wrist."""
+    errors = finger_errors(problem.model, params, problem.truth)
+    return " / ".join(f"{np.mean([e[name] for e in errors]):.1f}" for name in errors[0])
 
 
 def capped(schedule: tuple[Stage, ...], levels: int) -> tuple[Stage, ...]:
@@ -218,6 +229,8 @@ def main() -> None:
                         "seconds": round(record["seconds"], 1),
                         "energy": round(result.history[result.best_iteration]["E"], 1),
                         "light_estimate": settings.light_estimate,
+                        "fingers_after_mm": fingers(posed, result.params),
+                        "fingers_closest_mm": fingers(posed, posed.closest),
                     }
                     if settings.light_estimate == "consistent":  # the same run under the optimiser's light
                         baked = closed_form_albedo(

@@ -216,6 +216,17 @@ def geometry_errors(model: HandModel, params: HandParams, truth: Truth | HandPar
         return metrics.errors_against(model(params), as_truth(model, truth))
 
 
+def finger_errors(
+    model: HandModel, params: Sequence[HandParams], truths: Sequence[Truth | HandParams]
+) -> list[dict[str, float]]:
+    """Per frame, the joints' error (mm) of ``params[t]`` against ``truths[t]`` by finger and at
+    the wrist (:func:`handlib.methods.metrics.finger_errors`)."""
+    with torch.no_grad():
+        return [
+            metrics.finger_errors(model(p).joints21[0], as_truth(model, t).joints21) for p, t in zip(params, truths)
+        ]
+
+
 def refine_problem(
     problem: Problem, settings: SMVRSettings = SMVRSettings(), camera_names: Sequence[str] | None = None
 ) -> tuple[dict, SMVRResult]:
