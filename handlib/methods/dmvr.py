@@ -216,6 +216,31 @@ def over_plate(image: torch.Tensor, alpha: torch.Tensor, transform: torch.Tensor
     return image @ transform[:, :3].T + a * transform[:, 3] + (1.0 - a) * plate
 
 
+def shown_view(
+    image: torch.Tensor, alpha: torch.Tensor, transform: torch.Tensor, plate: torch.Tensor | None
+) -> torch.Tensor:
+    """What DMVR compares with a camera's image, sRGB-encoded: the hand's linear render with the
+    camera's colour ``transform``, over its ``plate`` (:func:`over_plate`), or with the background
+    colour already in the render when ``plate`` is None."""
+    if plate is None:
+        return srgb_encode(apply_colour_transform(image, transform))
+    return srgb_encode(over_plate(image, alpha, transform, plate))
+
+
+def image_terms(
+    shown: torch.Tensor, observed: torch.Tensor, observed_edges: np.ndarray | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 3's two norms for one camera: the data term ``|| shown - observed ||`` over all pixels and
+    channels, and the edge term, the same over the pixels where exactly one of the image's edges
+    (``observed_edges``, :func:`edge_map`) and the render's lies (0 when ``observed_edges`` is None)."""
+    difference = shown - observed
+    data = torch.linalg.vector_norm(difference)
+    if observed_edges is None:
+        return data, torch.zeros(())
+    disagree = torch.as_tensor(observed_edges ^ edge_map(shown.detach().numpy()))
+    return data, torch.linalg.vector_norm(difference * disagree[..., None])
+
+
 @dataclass(frozen=True)
 class VideoHand:
     """One hand of a video as :func:`refine_videos` takes it: its model (right or left), its
@@ -426,15 +451,11 @@ def refine_videos(
             data = edge = torch.zeros(())
             shown = []
             for c, image in enumerate(rendered.images):
-                if plates is None:
-                    encoded = srgb_encode(apply_colour_transform(image, transforms[c]))
-                else:
-                    encoded = srgb_encode(over_plate(image, rendered.alphas[c], transforms[c], plates[c]))
-                difference = encoded - observed[t][c]
-                data = data + torch.linalg.vector_norm(difference)
-                if settings.edges:
-                    disagree = image_edges[t][c] ^ edge_map(encoded.detach().numpy())
-                    edge = edge + torch.linalg.vector_norm(difference * torch.as_tensor(disagree)[..., None])
+                encoded = shown_view(image, rendered.alphas[c], transforms[c], None if plates is None else plates[c])
+                image_data, image_edge = image_terms(
+                    encoded, observed[t][c], image_edges[t][c] if settings.edges else None
+                )
+                data, edge = data + image_data, edge + image_edge
                 shown.append(encoded.detach())
             frame_loss = settings.data_weight * (data + settings.edge_weight * edge)
             if len(hands) == 2:
@@ -625,3 +646,56 @@ def demodulated_albedo(
         combined = replace(baked, seen=seen, weights=weight)
         bakes.append(replace(combined, texture=combined.fill(torch.as_tensor(albedo), smoothing)))
     return bakes
+
+
+def data_energies(
+    model: HandModel,
+    cameras: Sequence[Camera],
+    images: Sequence[Sequence[np.ndarray]],
+    params: Sequence[HandParams],
+    result: DMVRResult,
+    settings: DMVRSettings = DMVRSettings(),
+    seeds: int = 4,
+) -> list[float]:
+    """Each frame's image energy (eq. 3, ``data_weight * (data + edge_weight * edge)``; no temporal
+    prior) with the hand at ``params[t]``, under the appearance a one-hand DMVR run of this video left
+    in ``result``: the texture and light its optimiser left, its colour transforms and plates.
+    ``settings`` are the run's (samples per pixel, edges, weights); the mean over ``seeds`` Monte
+    Carlo seeds, the same ones at every call, so that two hands are compared on the same samples.
+
+    It asks whether the energy DMVR minimised prefers its result to another hand (the truth, say)
+    once the appearance is what the run fitted: where it does not, the optimiser found the energy's
+    minimum, and what keeps the hand from the truth is the energy with that appearance."""
+    if result.plates is None or result.optimised_texture is None:
+        raise ValueError(
+            "data_energies needs a DMVR result run with background='plate' (it reads the plates and the "
+            "optimised texture)."
+        )
+    if len(params) != len(images):
+        raise ValueError(f"Need one hand per frame: {len(params)} for {len(images)} frames.")
+    renderer = Renderer(
+        cameras,
+        HandSurface.of(model),
+        RenderSettings(
+            mode="radiance",
+            spp=settings.spp,
+            silhouette_spp=settings.silhouette_spp,
+            layout=settings.layout,
+            backdrop="composite",
+        ),
+    )
+    energies = []
+    for t, (row, hand) in enumerate(zip(images, params)):
+        observed = observed_images(row, cameras, t)
+        edges = [edge_map(o.numpy()) if settings.edges else None for o in observed]
+        total = 0.0
+        with torch.no_grad():
+            vertices = model(hand).vertices[0]
+            for seed in range(seeds):
+                rendered = renderer.render(vertices, result.optimised_texture, result.optimised_light, seed=seed)
+                for c, image in enumerate(rendered.images):
+                    shown = shown_view(image, rendered.alphas[c], result.colour_transforms[c], result.plates[c])
+                    data, edge = image_terms(shown, observed[c], edges[c])
+                    total += settings.data_weight * float(data + settings.edge_weight * edge)
+        energies.append(total / seeds)
+    return energies
