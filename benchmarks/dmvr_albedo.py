@@ -61,6 +61,12 @@ Since 0.6.6 each refine row says where the joints' error stays (``fingers_after_
 ``fingers_closest_mm`` for the model's closest hands): the mean over frames of
 ``handlib.methods.metrics.finger_errors``, thumb / index / middle / ring / pinky / wrist in mm.
 
+Since 0.6.7 each refine row run with the plate gives the image energy (eq. 3's data and edge
+terms, over the frames, 4 seeds: ``handlib.methods.dmvr.data_energies``) under the appearance that
+run fitted, at its own hand (``image_energy``) and at the model's closest hands
+(``image_energy_closest``): where the closest is higher, that appearance holds the run's hand in
+place, whatever ``energy`` the closest hand reaches with an appearance of its own.
+
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
 second stage (2 levels).
@@ -97,7 +103,7 @@ from handlib.experiments.study import (  # noqa: E402
     relight,
     texture_psnr,
 )
-from handlib.methods.dmvr import DMVRSettings  # noqa: E402
+from handlib.methods.dmvr import DMVRSettings, data_energies  # noqa: E402
 from handlib.methods.schedule import DMVR_SCHEDULE, Stage  # noqa: E402
 
 CASES = [Case("peace", 61, noise_mm=10.0), Case("three", 62, noise_mm=10.0), Case("relaxed", 63, noise_mm=10.0)]
@@ -232,6 +238,12 @@ def main() -> None:
                         "fingers_after_mm": fingers(posed, result.params),
                         "fingers_closest_mm": fingers(posed, posed.closest),
                     }
+                    if (
+                        settings.background == "plate"
+                    ):  # the image energy at this hand and at the closest, this appearance
+                        for key, hands in (("image_energy", result.params), ("image_energy_closest", posed.closest)):
+                            energies = data_energies(posed.model, posed.cameras, posed.images, hands, result, settings)
+                            row[key] = round(sum(energies), 1)
                     if settings.light_estimate == "consistent":  # the same run under the optimiser's light
                         baked = closed_form_albedo(
                             posed,
