@@ -229,15 +229,15 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
         result.optimised_light,
     )
     # The image energy at any hand under the appearance the run fitted: at the result, what the history
-    # recorded at its best iteration (other Monte Carlo samples: measured 54.4 against 53.7); at the
-    # annotations, higher (68.7), as the history's first iteration was (67.7).
+    # recorded at its best iteration (other Monte Carlo samples: measured 54.2 against 53.5); at the
+    # annotations, higher (67.8), as the history's first iteration was (67.7).
     settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4)
     at_result, at_start = (
         sum(data_energies(problem.model, problem.cameras, problem.images, params, result, settings))
         for params in (result.params, problem.initial)
     )
     best = best_entry(result.history, result.best_iteration)
-    assert abs(at_result - (best["data"] + best["edge"])) < 0.05 * at_result, (at_result, best)
+    assert abs(at_result - (best["data"] + best["edge"])) < 0.03 * at_result, (at_result, best)
     assert at_start > 1.15 * at_result, (at_start, at_result)
     with pytest.raises(ValueError, match="one hand per frame"):
         data_energies(problem.model, problem.cameras, problem.images, result.params[:2], result, settings)

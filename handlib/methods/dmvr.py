@@ -197,6 +197,9 @@ class DMVRResult:
     plates: list[torch.Tensor] | None = field(default=None, repr=False)
     # the light the optimiser left (with light_estimate="optimised" the same as ``light``)
     optimised_light: torch.Tensor | None = field(default=None, repr=False)
+    # the texture as the optimiser rendered it at the best state: its levels composed, clamped to
+    # [0, 1], no texel filled (``optimised_texture`` fills those no camera saw at the start)
+    rendered_texture: torch.Tensor | None = field(default=None, repr=False)
 
 
 def edge_map(image: np.ndarray) -> np.ndarray:
@@ -534,7 +537,8 @@ def refine_videos(
     )
     best_motion, best_levels, best_light, best_transforms = outcome.best_state
     params = [[frame_params(k, t, best_motion[k]) for t in range(count)] for k in range(len(hands))]
-    textures = [visibility.fill(lod.compose(h).clamp(0.0, 1.0)) for visibility, h in zip(visibilities, best_levels)]
+    rendered = [lod.compose(h).clamp(0.0, 1.0).detach() for h in best_levels]
+    textures = [visibility.fill(texture) for visibility, texture in zip(visibilities, rendered)]
     seens = [visibility.seen for visibility in visibilities]
     optimised, optimised_light = textures, light_of(best_light).detach()
     light = optimised_light
@@ -584,6 +588,7 @@ def refine_videos(
             optimised[k],
             plates,
             optimised_light,
+            rendered[k],
         )
         for k in range(len(hands))
     ]
@@ -659,17 +664,18 @@ def data_energies(
 ) -> list[float]:
     """Each frame's image energy (eq. 3, ``data_weight * (data + edge_weight * edge)``; no temporal
     prior) with the hand at ``params[t]``, under the appearance a one-hand DMVR run of this video left
-    in ``result``: the texture and light its optimiser left, its colour transforms and plates.
+    in ``result``: the texture (as it rendered it, ``rendered_texture``) and light its optimiser left,
+    its colour transforms and plates.
     ``settings`` are the run's (samples per pixel, edges, weights); the mean over ``seeds`` Monte
     Carlo seeds, the same ones at every call, so that two hands are compared on the same samples.
 
     It asks whether the energy DMVR minimised prefers its result to another hand (the truth, say)
     once the appearance is what the run fitted: where it does not, the optimiser found the energy's
     minimum, and what keeps the hand from the truth is the energy with that appearance."""
-    if result.plates is None or result.optimised_texture is None:
+    if result.plates is None or result.rendered_texture is None:
         raise ValueError(
             "data_energies needs a DMVR result run with background='plate' (it reads the plates and the "
-            "optimised texture)."
+            "texture the optimiser rendered)."
         )
     if len(params) != len(images):
         raise ValueError(f"Need one hand per frame: {len(params)} for {len(images)} frames.")
@@ -692,7 +698,7 @@ def data_energies(
         with torch.no_grad():
             vertices = model(hand).vertices[0]
             for seed in range(seeds):
-                rendered = renderer.render(vertices, result.optimised_texture, result.optimised_light, seed=seed)
+                rendered = renderer.render(vertices, result.rendered_texture, result.optimised_light, seed=seed)
                 for c, image in enumerate(rendered.images):
                     shown = shown_view(image, rendered.alphas[c], result.colour_transforms[c], result.plates[c])
                     data, edge = image_terms(shown, observed[c], edges[c])
