@@ -65,7 +65,12 @@ Since 0.6.7 each refine row run with the plate gives the image energy (eq. 3's d
 terms, over the frames, 4 seeds: ``handlib.methods.dmvr.data_energies``) under the appearance that
 run fitted, at its own hand (``image_energy``) and at the model's closest hands
 (``image_energy_closest``): where the closest is higher, that appearance holds the run's hand in
-place, whatever ``energy`` the closest hand reaches with an appearance of its own.
+place, whatever ``energy`` the closest hand reaches with an appearance of its own. The rows of
+2026-12-05 (``--cases 3 --start annotations``, with and without ``--held-out``): at the closest hands
+higher on all six videos, peace / three / relaxed 134.1 / 140.6 / 272.3 against 128.4 / 123.1 /
+267.3, thumbs_up / spread / point 217.2 / 164.9 / 219.3 against 209.3 / 144.7 / 196.3; the closest
+hands with an appearance of their own ended at 173.9 / 143.3 / 183.1 (held out, 2026-12-04), below
+those runs' 206.9 / 144.6 / 195.1.
 
 ``--levels L`` caps the levels of detail the schedule optimises at the L coarsest (the finer ones
 keep the back-projected start): a coarse-to-fine prior that the paper's schedule applies only in its
