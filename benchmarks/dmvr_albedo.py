@@ -243,9 +243,8 @@ def main() -> None:
                         "fingers_after_mm": fingers(posed, result.params),
                         "fingers_closest_mm": fingers(posed, posed.closest),
                     }
-                    if (
-                        settings.background == "plate"
-                    ):  # the image energy at this hand and at the closest, this appearance
+                    # the image energy under this run's appearance, at its hand and at the closest
+                    if settings.background == "plate":
                         for key, hands in (("image_energy", result.params), ("image_energy_closest", posed.closest)):
                             energies = data_energies(posed.model, posed.cameras, posed.images, hands, result, settings)
                             row[key] = round(sum(energies), 1)

@@ -664,14 +664,14 @@ def data_energies(
 ) -> list[float]:
     """Each frame's image energy (eq. 3, ``data_weight * (data + edge_weight * edge)``; no temporal
     prior) with the hand at ``params[t]``, under the appearance a one-hand DMVR run of this video left
-    in ``result``: the texture (as it rendered it, ``rendered_texture``) and light its optimiser left,
-    its colour transforms and plates.
-    ``settings`` are the run's (samples per pixel, edges, weights); the mean over ``seeds`` Monte
-    Carlo seeds, the same ones at every call, so that two hands are compared on the same samples.
+    in ``result``: the texture as its optimiser rendered it (``rendered_texture``), the light it
+    left, its colour transforms and plates. ``settings`` are the run's (samples per pixel, edges,
+    weights); the mean over ``seeds`` Monte Carlo seeds, the same ones at every call, so that two
+    hands are compared on the same samples.
 
     It asks whether the energy DMVR minimised prefers its result to another hand (the truth, say)
-    once the appearance is what the run fitted: where it does not, the optimiser found the energy's
-    minimum, and what keeps the hand from the truth is the energy with that appearance."""
+    once the appearance is what the run fitted: where it does, the optimiser did not stop short, and
+    what keeps the hand from the truth is the energy with that appearance."""
     if result.plates is None or result.rendered_texture is None:
         raise ValueError(
             "data_energies needs a DMVR result run with background='plate' (it reads the plates and the "
