@@ -67,7 +67,7 @@ from handlib.rendering.colour import (
     srgb_decode,
     srgb_encode,
 )
-from handlib.rendering.renderer import Renderer, RenderSettings
+from handlib.rendering.renderer import Rendered, Renderer, RenderSettings
 from handlib.rendering.scene import Backdrop, Layout
 
 #: Canny thresholds (on 0-255 grey levels) for the edge term, and the edge maps' dilation (px).
@@ -242,6 +242,29 @@ def image_terms(
         return data, torch.zeros(())
     disagree = torch.as_tensor(observed_edges ^ edge_map(shown.detach().numpy()))
     return data, torch.linalg.vector_norm(difference * disagree[..., None])
+
+
+def frame_terms(
+    rendered: Rendered,
+    transforms: torch.Tensor,
+    plates: Sequence[torch.Tensor] | None,
+    observed: Sequence[torch.Tensor],
+    observed_edges: Sequence[np.ndarray] | None,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Eq. 3's data and edge norms of one frame, summed over its cameras: the ``rendered`` hand as
+    each camera shows it (:func:`shown_view`, with its colour transform and plate) against its
+    ``observed`` image; no edge term when ``observed_edges`` is None. Also what each camera was
+    shown (detached)."""
+    data = edge = torch.zeros(())
+    shown = []
+    for c, image in enumerate(rendered.images):
+        encoded = shown_view(image, rendered.alphas[c], transforms[c], None if plates is None else plates[c])
+        image_data, image_edge = image_terms(
+            encoded, observed[c], None if observed_edges is None else observed_edges[c]
+        )
+        data, edge = data + image_data, edge + image_edge
+        shown.append(encoded.detach())
+    return data, edge, shown
 
 
 @dataclass(frozen=True)
@@ -451,15 +474,9 @@ def refine_videos(
             rendered = renderer.render(
                 torch.cat(vertices), texture_leaf, light_of(light_variables), backgrounds=backgrounds
             )
-            data = edge = torch.zeros(())
-            shown = []
-            for c, image in enumerate(rendered.images):
-                encoded = shown_view(image, rendered.alphas[c], transforms[c], None if plates is None else plates[c])
-                image_data, image_edge = image_terms(
-                    encoded, observed[t][c], image_edges[t][c] if settings.edges else None
-                )
-                data, edge = data + image_data, edge + image_edge
-                shown.append(encoded.detach())
+            data, edge, shown = frame_terms(
+                rendered, transforms, plates, observed[t], image_edges[t] if settings.edges else None
+            )
             frame_loss = settings.data_weight * (data + settings.edge_weight * edge)
             if len(hands) == 2:
                 e3, depth = penetration_energy(surfaces, vertices)
@@ -537,8 +554,8 @@ def refine_videos(
     )
     best_motion, best_levels, best_light, best_transforms = outcome.best_state
     params = [[frame_params(k, t, best_motion[k]) for t in range(count)] for k in range(len(hands))]
-    rendered = [lod.compose(h).clamp(0.0, 1.0).detach() for h in best_levels]
-    textures = [visibility.fill(texture) for visibility, texture in zip(visibilities, rendered)]
+    rendered_textures = [lod.compose(h).clamp(0.0, 1.0).detach() for h in best_levels]
+    textures = [visibility.fill(texture) for visibility, texture in zip(visibilities, rendered_textures)]
     seens = [visibility.seen for visibility in visibilities]
     optimised, optimised_light = textures, light_of(best_light).detach()
     light = optimised_light
@@ -588,7 +605,7 @@ def refine_videos(
             optimised[k],
             plates,
             optimised_light,
-            rendered[k],
+            rendered_textures[k],
         )
         for k in range(len(hands))
     ]
@@ -693,15 +710,13 @@ def data_energies(
     energies = []
     for t, (row, hand) in enumerate(zip(images, params)):
         observed = observed_images(row, cameras, t)
-        edges = [edge_map(o.numpy()) if settings.edges else None for o in observed]
+        edges = [edge_map(o.numpy()) for o in observed] if settings.edges else None
         total = 0.0
         with torch.no_grad():
             vertices = model(hand).vertices[0]
             for seed in range(seeds):
                 rendered = renderer.render(vertices, result.rendered_texture, result.optimised_light, seed=seed)
-                for c, image in enumerate(rendered.images):
-                    shown = shown_view(image, rendered.alphas[c], result.colour_transforms[c], result.plates[c])
-                    data, edge = image_terms(shown, observed[c], edges[c])
-                    total += settings.data_weight * float(data + settings.edge_weight * edge)
+                data, edge, _ = frame_terms(rendered, result.colour_transforms, result.plates, observed, edges)
+                total += settings.data_weight * float(data + settings.edge_weight * edge)
         energies.append(total / seeds)
     return energies
