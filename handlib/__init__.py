@@ -26,7 +26,7 @@ import sys
 import types
 import warnings
 
-__version__ = "0.6.7"
+__version__ = "0.6.8"
 
 #: The public API: name -> the module that defines it (loaded on first access).
 _PUBLIC = {
