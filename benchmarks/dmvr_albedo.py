@@ -39,6 +39,8 @@ optimiser's light's direction error and the albedo and re-render under that ligh
     .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --background colour   # a colour behind the hand
     .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --held-out --start annotations   # videos that chose nothing
     .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --plate-margin 0.0586    # a 15 px hole at 256 px, not 4
+    .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --start annotations --smvr   # SMVR beside each run: r
+    .venv/bin/python benchmarks/dmvr_albedo.py --cases 3 --held-out --start annotations --benchmark ideal
 
 
 ``--background colour`` renders the hand over each camera's median colour, as before 0.6.2 (rows
