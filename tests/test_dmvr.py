@@ -147,6 +147,10 @@ def smoke_video(folder: Path):
     )
 
 
+#: 12% of DMVR's schedule (12 iterations) on a small atlas: the smoke video's refinement.
+SMOKE_SETTINGS = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4)
+
+
 def smoke_video_refinement(problem, seed: int = 0):
     """Mean vertex error before and after 12% of DMVR's schedule (12 iterations), and the result;
     ``seed`` is the Monte Carlo seed (``benchmarks/test_margins.py`` measures the spread over seeds)."""
@@ -157,7 +161,7 @@ def smoke_video_refinement(problem, seed: int = 0):
         problem.images,
         problem.initial,
         problem.times,
-        DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4, seed=seed),
+        replace(SMOKE_SETTINGS, seed=seed),
         truth=problem.truth,
     )
     after = np.mean([geometry_errors(problem.model, p, t)[0] for p, t in zip(result.params, problem.truth)])
@@ -231,16 +235,15 @@ def test_smoke_video_refinement_reduces_vertex_error(tmp_path):
     # The image energy at any hand under the appearance the run fitted: at the result, what the history
     # recorded at its best iteration (other Monte Carlo samples: measured 54.2 against 53.5); at the
     # annotations, higher (67.8), as the history's first iteration was (67.7).
-    settings = DMVRSettings(schedule=scaled(DMVR_SCHEDULE, 0.12), texture_size=128, lod_levels=4)
     at_result, at_start = (
-        sum(data_energies(problem.model, problem.cameras, problem.images, params, result, settings))
+        sum(data_energies(problem.model, problem.cameras, problem.images, params, result, SMOKE_SETTINGS))
         for params in (result.params, problem.initial)
     )
     best = best_entry(result.history, result.best_iteration)
     assert abs(at_result - (best["data"] + best["edge"])) < 0.03 * at_result, (at_result, best)
     assert at_start > 1.15 * at_result, (at_start, at_result)
     with pytest.raises(ValueError, match="one hand per frame"):
-        data_energies(problem.model, problem.cameras, problem.images, result.params[:2], result, settings)
+        data_energies(problem.model, problem.cameras, problem.images, result.params[:2], result, SMOKE_SETTINGS)
 
 
 @pytest.mark.slow

@@ -219,6 +219,19 @@ def over_plate(image: torch.Tensor, alpha: torch.Tensor, transform: torch.Tensor
     return image @ transform[:, :3].T + a * transform[:, 3] + (1.0 - a) * plate
 
 
+def render_settings(settings: DMVRSettings, backdrop: Backdrop | None = None) -> RenderSettings:
+    """The renderer's settings DMVR's energy is computed with: radiance, the run's samples, layout and
+    seed; ``backdrop`` the run's unless given."""
+    return RenderSettings(
+        mode="radiance",
+        spp=settings.spp,
+        silhouette_spp=settings.silhouette_spp,
+        layout=settings.layout,
+        backdrop=settings.backdrop if backdrop is None else backdrop,
+        seed=settings.seed,
+    )
+
+
 def shown_view(
     image: torch.Tensor, alpha: torch.Tensor, transform: torch.Tensor, plate: torch.Tensor | None
 ) -> torch.Tensor:
@@ -325,18 +338,7 @@ def refine_videos(
     observed = [observed_images(frame_images, cameras, t) for t, frame_images in enumerate(images)]
     surfaces = [HandSurface.of(hand.model) for hand in hands]
     surface = surfaces[0] if len(hands) == 1 else HandSurface.together(surfaces)
-    renderer = Renderer(
-        cameras,
-        surface,
-        RenderSettings(
-            mode="radiance",
-            spp=settings.spp,
-            silhouette_spp=settings.silhouette_spp,
-            layout=settings.layout,
-            backdrop=settings.backdrop,
-            seed=settings.seed,
-        ),
-    )
+    renderer = Renderer(cameras, surface, render_settings(settings))
     image_edges = [[edge_map(o.numpy()) for o in row] for row in observed] if settings.edges else None
 
     # Start: the annotations, their mean shape, the observations back-projected (linearised) as
@@ -696,17 +698,7 @@ def data_energies(
         )
     if len(params) != len(images):
         raise ValueError(f"Need one hand per frame: {len(params)} for {len(images)} frames.")
-    renderer = Renderer(
-        cameras,
-        HandSurface.of(model),
-        RenderSettings(
-            mode="radiance",
-            spp=settings.spp,
-            silhouette_spp=settings.silhouette_spp,
-            layout=settings.layout,
-            backdrop="composite",
-        ),
-    )
+    renderer = Renderer(cameras, HandSurface.of(model), render_settings(settings, backdrop="composite"))
     energies = []
     for t, (row, hand) in enumerate(zip(images, params)):
         observed = observed_images(row, cameras, t)
